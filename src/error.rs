@@ -1,0 +1,162 @@
+//! Why a token was refused. Every failure has its own variant and a short, stable reason string
+//! (like jwt_verify_lib's status codes): the string appears in 401 bodies, logs and metric names, so
+//! renaming one is a breaking change.
+
+use std::fmt;
+
+/// A token check that failed. `reason()` is stable; `Display` is a human sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtError {
+    // Rule 1: form.
+    /// The token is longer than `max_token_bytes`; checked before any decoding.
+    TooLarge,
+    /// JWS JSON serialization (`{"payload":...}`) instead of the compact form.
+    JsonSerialization,
+    /// Five segments: an encrypted JWT (JWE), which this verifier does not decrypt.
+    Jwe,
+    /// Not exactly three non-empty `.`-separated segments.
+    BadFormat,
+    /// A segment is not canonical unpadded base64url.
+    HeaderBadBase64,
+    PayloadBadBase64,
+    SignatureBadBase64,
+
+    // Rule 2: header.
+    /// The header is not a UTF-8 JSON object (or nests too deep).
+    HeaderParse,
+    /// The header names a member twice.
+    HeaderDuplicateMember,
+    /// The header has no `alg`.
+    HeaderMissingAlg,
+    /// `alg` is not a string.
+    HeaderBadAlg,
+    /// `alg` is a string but not in the provider's allow-list (`none`, HS*, unknown names...).
+    AlgNotAllowed,
+    /// `kid` is present but not a string.
+    HeaderBadKid,
+    /// `crit` is present but malformed (not a non-empty array of names present in the header).
+    HeaderBadCrit,
+    /// `crit` names an extension; this verifier understands none.
+    CritNotSupported,
+    /// `cty` says the payload is itself a JWT (nested JWT).
+    NestedJwt,
+
+    // Rule 3: claims.
+    /// The payload is not a UTF-8 JSON object (or nests too deep).
+    PayloadParse,
+    /// The payload names a member twice.
+    PayloadDuplicateMember,
+    /// A registered claim has the wrong JSON type.
+    BadIss,
+    BadSub,
+    BadAud,
+    BadExp,
+    BadNbf,
+    BadIat,
+    /// `exp` is in the past (beyond the clock skew).
+    Expired,
+    /// `nbf` is in the future (beyond the clock skew).
+    NotYetValid,
+    /// `exp` is required (`require_expiration` or `max_lifetime`) and absent.
+    MissingExp,
+    /// `iat` is required (`max_lifetime`) and absent.
+    MissingIat,
+    /// `exp - iat` exceeds `max_lifetime`.
+    LifetimeTooLong,
+
+    // Rule 4: issuer and audience.
+    /// `iss` differs from the provider's issuer (or is absent while one is required).
+    IssuerNotAllowed,
+    /// Audiences are required and the token has no `aud`.
+    MissingAudience,
+    /// No token audience equals an allowed one.
+    AudienceNotAllowed,
+
+    // Rules 5 and 7: keys and signature.
+    /// The token names a `kid` that is not in the key set.
+    UnknownKid,
+    /// No key in the set fits the token's `alg` (and `kid`, if any).
+    NoMatchingKey,
+    /// The signature does not verify with any candidate key.
+    BadSignature,
+}
+
+impl JwtError {
+    /// Short, stable reason (snake_case); safe for a 401 body, a log line or a metric name.
+    pub fn reason(self) -> &'static str {
+        use JwtError::*;
+        match self {
+            TooLarge => "jwt_too_large",
+            JsonSerialization => "jws_json_serialization_unsupported",
+            Jwe => "jwe_unsupported",
+            BadFormat => "jwt_bad_format",
+            HeaderBadBase64 => "jwt_header_bad_base64",
+            PayloadBadBase64 => "jwt_payload_bad_base64",
+            SignatureBadBase64 => "jwt_signature_bad_base64",
+            HeaderParse => "jwt_header_parse_error",
+            HeaderDuplicateMember => "jwt_header_duplicate_member",
+            HeaderMissingAlg => "jwt_header_missing_alg",
+            HeaderBadAlg => "jwt_header_bad_alg",
+            AlgNotAllowed => "jwt_alg_not_allowed",
+            HeaderBadKid => "jwt_header_bad_kid",
+            HeaderBadCrit => "jwt_header_bad_crit",
+            CritNotSupported => "jwt_crit_unsupported",
+            NestedJwt => "jwt_nested_unsupported",
+            PayloadParse => "jwt_payload_parse_error",
+            PayloadDuplicateMember => "jwt_payload_duplicate_member",
+            BadIss => "jwt_iss_bad_type",
+            BadSub => "jwt_sub_bad_type",
+            BadAud => "jwt_aud_bad_type",
+            BadExp => "jwt_exp_bad_type",
+            BadNbf => "jwt_nbf_bad_type",
+            BadIat => "jwt_iat_bad_type",
+            Expired => "jwt_expired",
+            NotYetValid => "jwt_not_yet_valid",
+            MissingExp => "jwt_missing_exp",
+            MissingIat => "jwt_missing_iat",
+            LifetimeTooLong => "jwt_lifetime_too_long",
+            IssuerNotAllowed => "jwt_issuer_not_allowed",
+            MissingAudience => "jwt_missing_audience",
+            AudienceNotAllowed => "jwt_audience_not_allowed",
+            UnknownKid => "jwt_unknown_kid",
+            NoMatchingKey => "jwt_no_matching_key",
+            BadSignature => "jwt_bad_signature",
+        }
+    }
+
+    /// Every variant, for exhaustive tests (reason strings unique, metrics pre-defined).
+    pub const ALL: [JwtError; 35] = {
+        use JwtError::*;
+        [
+            TooLarge, JsonSerialization, Jwe, BadFormat, HeaderBadBase64, PayloadBadBase64,
+            SignatureBadBase64, HeaderParse, HeaderDuplicateMember, HeaderMissingAlg, HeaderBadAlg,
+            AlgNotAllowed, HeaderBadKid, HeaderBadCrit, CritNotSupported, NestedJwt, PayloadParse,
+            PayloadDuplicateMember, BadIss, BadSub, BadAud, BadExp, BadNbf, BadIat, Expired,
+            NotYetValid, MissingExp, MissingIat, LifetimeTooLong, IssuerNotAllowed,
+            MissingAudience, AudienceNotAllowed, UnknownKid, NoMatchingKey, BadSignature,
+        ]
+    };
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for JwtError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn reasons_are_unique_snake_case() {
+        let reasons: HashSet<_> = JwtError::ALL.iter().map(|e| e.reason()).collect();
+        assert_eq!(reasons.len(), JwtError::ALL.len());
+        for r in reasons {
+            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()), "{r}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! JWT authentication for Envoy and Istio as a proxy-wasm filter.
+//!
+//! The crate is a pure core and a thin shell. The core (every module but `filter`) parses, verifies
+//! and decides on plain data and never touches the host, so it is tested natively with `cargo test`.
+//! The shell (`filter`, built only for wasm32) moves data between Envoy and that core.
+
+// A panic in wasm kills the VM and every request on that worker: outside data never unwraps.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod alg;
+pub mod claims;
+pub mod crypto;
+pub mod error;
+pub mod json;
+pub mod jwks;
+pub mod policy;
+pub mod token;
