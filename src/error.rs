@@ -160,3 +160,43 @@ mod tests {
         }
     }
 }
+
+/// Why a request (not one token) failed authentication: what the requirement evaluation and the
+/// HTTP filter answer with. Token failures are wrapped; the others happen before or around a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthnError {
+    /// No token where the requirement needs one.
+    Missing,
+    /// A configured token header (or query parameter, or cookie) appears more than once.
+    RepeatedLocation,
+    /// A configured location has the scheme prefix but not exactly one token after it.
+    MalformedLocation,
+    /// A token was found and refused.
+    Jwt(JwtError),
+    /// The provider has no usable keys right now (fetch failing, or still starting): not the client's fault.
+    KeysUnavailable,
+}
+
+impl AuthnError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthnError::Missing => "jwt_missing",
+            AuthnError::RepeatedLocation => "jwt_location_repeated",
+            AuthnError::MalformedLocation => "jwt_location_malformed",
+            AuthnError::Jwt(e) => e.reason(),
+            AuthnError::KeysUnavailable => "jwks_unavailable",
+        }
+    }
+}
+
+impl fmt::Display for AuthnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl From<JwtError> for AuthnError {
+    fn from(e: JwtError) -> Self {
+        AuthnError::Jwt(e)
+    }
+}

@@ -12,9 +12,12 @@
 
 pub mod alg;
 pub mod claims;
+pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod extract;
 pub mod json;
 pub mod jwks;
 pub mod policy;
+pub mod requirement;
 pub mod token;
