@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod extract;
+pub mod fetch;
 pub mod json;
 pub mod jwks;
 pub mod policy;
