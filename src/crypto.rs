@@ -419,6 +419,31 @@ mod tests {
         }
     }
 
+    /// Native timing, not a check: run by hand with
+    /// `cargo test --release --lib verify_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; run by hand with --release"]
+    fn verify_timing() {
+        use std::time::{Duration, Instant};
+        for (alg, signer, _) in table() {
+            let key = signer.public();
+            let sig = signer.sign(alg, INPUT);
+            let start = Instant::now();
+            let mut runs = 0u32;
+            while start.elapsed() < Duration::from_millis(500) {
+                let input = std::hint::black_box(INPUT);
+                assert_eq!(RustCrypto.verify(alg, &key, input, &sig), Ok(()));
+                runs += 1;
+            }
+            let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+            println!(
+                "{alg} {:?} ({} sig octets): {micros:.1} µs/verify ({runs} runs)",
+                key.kind(),
+                sig.len()
+            );
+        }
+    }
+
     fn hex(text: &str) -> Vec<u8> {
         (0..text.len())
             .step_by(2)

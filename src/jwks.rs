@@ -58,6 +58,7 @@ impl PublicKey {
 /// One usable key of the set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jwk {
+    /// Compared byte for byte with a token's `kid`.
     pub kid: Option<String>,
     /// When present, the only algorithm this key may verify.
     pub alg: Option<Algorithm>,
@@ -294,8 +295,7 @@ impl KeySet {
                 .collect(),
             None => self.keys.iter().collect(),
         };
-        if named.is_empty() {
-            // Only reachable with a kid: a parsed set is never empty.
+        if kid.is_some() && named.is_empty() {
             return Err(JwtError::UnknownKid);
         }
         let fitting: Vec<&Jwk> = named.into_iter().filter(|k| k.fits(alg)).collect();
@@ -305,18 +305,22 @@ impl KeySet {
         Ok(fitting)
     }
 
+    /// Number of usable keys.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// True only for `KeySet::default()`: a parsed set has at least one key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
+    /// The usable keys, in document order.
     pub fn iter(&self) -> impl Iterator<Item = &Jwk> {
         self.keys.iter()
     }
 
+    /// Whether a usable key has exactly this `kid` (e.g. to refetch a set on an unknown kid).
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
@@ -1150,6 +1154,19 @@ mod tests {
         }
         assert!(set.contains_kid("ec-a") && !set.contains_kid("nope"));
         assert_eq!(set.iter().count(), 5);
+
+        // An empty set (before any JWKS arrived) has no key for anything.
+        let empty = KeySet::default();
+        assert!(empty.is_empty());
+        assert_eq!(empty.len(), 0);
+        assert_eq!(
+            empty.candidates(RS256, None).unwrap_err(),
+            JwtError::NoMatchingKey
+        );
+        assert_eq!(
+            empty.candidates(RS256, Some("k")).unwrap_err(),
+            JwtError::UnknownKid
+        );
     }
 
     #[test]
