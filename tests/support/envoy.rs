@@ -1,0 +1,331 @@
+//! A real Envoy process for end-to-end tests: started from a YAML text on OS-picked ports, asked
+//! for its ports and stats through the admin API, killed on `Drop` (printing the end of its log
+//! when the test is failing).
+#![allow(dead_code)]
+
+use super::http;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long Envoy may take to become LIVE (V8 compiles the module first; the machine is shared).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Log lines shown when a test fails.
+const LOG_TAIL: usize = 200;
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+    admin_port: u16,
+}
+
+impl Envoy {
+    /// Starts Envoy with this config and `concurrency` workers and waits until it is LIVE and its
+    /// listener is bound. The config's admin and listener may use port 0. Panics (with Envoy's
+    /// log) when it does not come up.
+    pub fn start(config_yaml: &str, concurrency: u32) -> Envoy {
+        let bin = super::envoy_bin().unwrap_or_else(|why| panic!("{why}"));
+        let dir = TempDir::new("envoy");
+        let config = dir.write("envoy.yaml", config_yaml);
+        let address_file = dir.path().join("admin-address");
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--disable-hot-restart",
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
+            .arg("--log-path")
+            .arg(dir.path().join("envoy.log"))
+            .args([
+                "-l",
+                "info",
+                "--component-log-level",
+                "wasm:debug,jwt:debug",
+            ])
+            // Flush the log file often: a test reads it while Envoy runs, and a kill loses the buffer.
+            .args(["--file-flush-interval-msec", "50"])
+            .arg("--admin-address-path")
+            .arg(&address_file)
+            .stdin(Stdio::null())
+            .stdout(dir.create("stdout.log"))
+            .stderr(dir.create("stderr.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        let mut envoy = Envoy {
+            child,
+            dir,
+            port: 0,
+            admin_port: 0,
+        };
+        envoy.wait_live(&address_file);
+        envoy.port = envoy
+            .listener_port()
+            .unwrap_or_else(|| envoy.fail("no bound listener in /listeners"));
+        envoy
+    }
+
+    fn wait_live(&mut self, address_file: &Path) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.fail(&format!("Envoy exited during start-up ({status})"));
+            }
+            if self.admin_port == 0 {
+                self.admin_port = fs::read_to_string(address_file)
+                    .ok()
+                    .and_then(|a| a.trim().rsplit(':').next()?.parse().ok())
+                    .unwrap_or(0);
+            }
+            let live = self.admin_port != 0
+                && self
+                    .admin("/ready")
+                    .is_ok_and(|r| r.status == 200 && r.body.trim() == "LIVE");
+            if live {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("Envoy not LIVE after {START_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first listener's bound port, from `/listeners?format=json`.
+    fn listener_port(&self) -> Option<u16> {
+        let listeners = self.admin("/listeners?format=json").ok()?.json();
+        let port =
+            listeners.pointer("/listener_statuses/0/local_address/socket_address/port_value")?;
+        port.as_u64().and_then(|p| u16::try_from(p).ok())
+    }
+
+    /// Panics with the message and the end of Envoy's log (Drop then kills it).
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "{why}\n--- Envoy log (last {LOG_TAIL} lines) ---\n{}",
+            tail(&self.log(), LOG_TAIL)
+        );
+    }
+
+    /// The listener's port (HTTP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// A GET on the admin API.
+    pub fn admin(&self, path: &str) -> Result<http::Response, String> {
+        http::request(self.admin_port, "GET", path, &[])
+    }
+
+    /// Every counter and gauge (histograms and text readouts are left out).
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        let body = self
+            .admin("/stats")
+            .unwrap_or_else(|e| self.fail(&format!("/stats: {e}")))
+            .body;
+        body.lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(name, value)| Some((name.to_string(), value.trim().parse().ok()?)))
+            .collect()
+    }
+
+    /// One counter or gauge by its full name, e.g. `http.ingress_http.jwt_authn.allowed`.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        self.stats().get(name).copied()
+    }
+
+    /// Envoy's log so far (its log file, then anything it wrote to stdout and stderr).
+    pub fn log(&self) -> String {
+        ["envoy.log", "stdout.log", "stderr.log"]
+            .iter()
+            .map(|f| fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    /// Runs `envoy --mode validate` on a config: `Err` with Envoy's output when it is refused.
+    pub fn validate(config_yaml: &str) -> Result<(), String> {
+        let bin = super::envoy_bin()?;
+        let dir = TempDir::new("validate");
+        let config = dir.write("envoy.yaml", config_yaml);
+        let out = Command::new(&bin)
+            .arg("--mode")
+            .arg("validate")
+            .arg("-c")
+            .arg(&config)
+            .args(["--disable-hot-restart", "-l", "warn"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    }
+}
+
+impl Envoy {
+    /// SIGTERM (Envoy flushes its log and exits within milliseconds), SIGKILL after a second.
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while termed && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.terminate();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- Envoy log (last {LOG_TAIL} lines) ---\n{}",
+                tail(&self.log(), LOG_TAIL)
+            );
+        }
+    }
+}
+
+/// A minimal proxy-wasm module (ABI 0.2.1) that loads, starts and accepts any configuration, and
+/// does nothing else: for `validate` and start-up checks of the wasm template without the real
+/// filter (`--mode validate` loads the module, so the template alone cannot be checked).
+pub fn stub_module() -> Vec<u8> {
+    const I32: u8 = 0x7f;
+    const FUNC: u8 = 0x60;
+    let types = [
+        vec![FUNC, 0, 0],                // () -> ()
+        vec![FUNC, 1, I32, 1, I32],      // (i32) -> i32
+        vec![FUNC, 2, I32, I32, 0],      // (i32, i32) -> ()
+        vec![FUNC, 2, I32, I32, 1, I32], // (i32, i32) -> i32
+    ];
+    // name, type, body (no locals; `i32.const 1024` for the allocator, `i32.const 1` = true)
+    let functions: [(&str, u8, &[u8]); 5] = [
+        ("proxy_abi_version_0_2_1", 0, &[0x0b]),
+        ("proxy_on_memory_allocate", 1, &[0x41, 0x80, 0x08, 0x0b]),
+        ("proxy_on_context_create", 2, &[0x0b]),
+        ("proxy_on_vm_start", 3, &[0x41, 0x01, 0x0b]),
+        ("proxy_on_configure", 3, &[0x41, 0x01, 0x0b]),
+    ];
+    let mut exports = Vec::new();
+    for (i, (name, _, _)) in functions.iter().enumerate() {
+        exports.push([wasm_name(name), vec![0x00, i as u8]].concat());
+    }
+    exports.push([wasm_name("memory"), vec![0x02, 0]].concat());
+    let bodies = functions
+        .iter()
+        .map(|(_, _, body)| wasm_vec(&[vec![0], body.to_vec()].concat()));
+    [
+        b"\0asm\x01\0\0\0".to_vec(),
+        wasm_section(1, &types),
+        wasm_section(
+            3,
+            &functions
+                .iter()
+                .map(|(_, t, _)| vec![*t])
+                .collect::<Vec<_>>(),
+        ),
+        wasm_section(5, &[vec![0x00, 2]]), // one memory of two pages: room for the configuration
+        wasm_section(7, &exports),
+        wasm_section(10, &bodies.collect::<Vec<_>>()),
+    ]
+    .concat()
+}
+
+fn wasm_section(id: u8, items: &[Vec<u8>]) -> Vec<u8> {
+    let content = [leb128(items.len()), items.concat()].concat();
+    [vec![id], wasm_vec(&content)].concat()
+}
+
+/// Bytes prefixed with their length.
+fn wasm_vec(bytes: &[u8]) -> Vec<u8> {
+    [leb128(bytes.len()), bytes.to_vec()].concat()
+}
+
+fn wasm_name(name: &str) -> Vec<u8> {
+    wasm_vec(name.as_bytes())
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A directory under the system temp dir, removed on drop unless the thread is panicking (then it
+/// is kept, and its path printed, for a look at the config and logs).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("jwt-authn-wasm-{what}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+
+    fn create(&self, name: &str) -> fs::File {
+        let path = self.0.join(name);
+        fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}

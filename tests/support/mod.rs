@@ -1,0 +1,146 @@
+//! Shared support for the integration and end-to-end tests (`mod support;` in each test file):
+//! test keys and tokens (`mint`), a tiny HTTP client (`http`), a JWKS server and an echo upstream
+//! (`servers`), Envoy configs (`config`) and a real Envoy process (`envoy`), and `Stack`, which
+//! starts all three for one test.
+// Not every test file uses every item.
+#![allow(dead_code)]
+
+pub mod config;
+pub mod envoy;
+pub mod http;
+pub mod mint;
+pub mod servers;
+
+use config::{EnvoyConfig, Filter};
+use envoy::Envoy;
+use servers::{EchoUpstream, JwksServer};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The crate's root directory (where Cargo.toml is).
+pub fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Envoy from env `ENVOY_BIN`, else `<crate root>/.venv/bin/envoy` (what `make envoy` installs).
+pub fn envoy_bin() -> Result<PathBuf, String> {
+    let (bin, from) = match std::env::var_os("ENVOY_BIN") {
+        Some(bin) => (PathBuf::from(bin), "ENVOY_BIN"),
+        None => (
+            crate_root().join(".venv/bin/envoy"),
+            "the default (no ENVOY_BIN)",
+        ),
+    };
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no Envoy at {} from {from}: run `make envoy` or set ENVOY_BIN",
+            bin.display()
+        ))
+    }
+}
+
+/// The filter module from env `WASM_PATH`, else the release build's output (it may not exist).
+pub fn wasm_path() -> PathBuf {
+    match std::env::var_os("WASM_PATH") {
+        Some(path) => PathBuf::from(path),
+        None => crate_root().join("target/wasm32-wasip1/release/jwt_authn_wasm.wasm"),
+    }
+}
+
+/// Envoy's path, or `None` after saying why the test is skipped; with env `CI=true` a missing
+/// Envoy fails the test instead (CI must never pass by skipping).
+pub fn require_envoy() -> Option<PathBuf> {
+    available(envoy_bin())
+}
+
+/// The `.wasm`'s path, or `None` after saying why the test is skipped (fails with `CI=true`).
+pub fn require_wasm() -> Option<PathBuf> {
+    let path = wasm_path();
+    let found = if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no filter module at {}: run `make build` or set WASM_PATH",
+            path.display()
+        ))
+    };
+    available(found)
+}
+
+fn available(found: Result<PathBuf, String>) -> Option<PathBuf> {
+    match found {
+        Ok(path) => Some(path),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{why} (CI=true)"),
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A JWKS server, an echo upstream and an Envoy between them, for one test. Fields drop in
+/// order: Envoy first, then the servers.
+pub struct Stack {
+    pub envoy: Envoy,
+    pub jwks: JwksServer,
+    pub upstream: EchoUpstream,
+}
+
+impl Stack {
+    /// Starts the JWKS server with `jwks_body`, the upstream, and Envoy with `policy` through
+    /// `filter` (see `config::corp_policy`). `None` (the test skips) when Envoy or, for the wasm
+    /// filter, the module is missing outside CI.
+    pub fn start(
+        filter: Filter,
+        policy: serde_json::Value,
+        jwks_body: &str,
+        concurrency: u32,
+    ) -> Option<Stack> {
+        Stack::start_with(filter, jwks_body, concurrency, |jwks, upstream| {
+            EnvoyConfig::new(policy, jwks, upstream)
+        })
+    }
+
+    /// As `start`, with a config made from the two servers' ports (for extra knobs).
+    pub fn start_with(
+        filter: Filter,
+        jwks_body: &str,
+        concurrency: u32,
+        config: impl FnOnce(u16, u16) -> EnvoyConfig,
+    ) -> Option<Stack> {
+        require_envoy()?;
+        if filter == Filter::Wasm {
+            require_wasm()?;
+        }
+        let jwks = JwksServer::new(jwks_body);
+        let upstream = EchoUpstream::new();
+        let yaml = config(jwks.port(), upstream.port()).yaml(filter);
+        let envoy = Envoy::start(&yaml, concurrency);
+        Some(Stack {
+            envoy,
+            jwks,
+            upstream,
+        })
+    }
+
+    /// GET through Envoy, with an optional bearer token.
+    pub fn get(&self, path: &str, bearer: Option<&str>) -> http::Response {
+        http::get(self.envoy.port(), path, bearer)
+    }
+}
