@@ -387,7 +387,6 @@ const ROUTE_MATCH_UNUSED: &Unused = &[
     ("connect_matcher", Reject("CONNECT requests are not matched by this filter")),
     ("path_match_policy", Reject("path match extensions are not available in wasm")),
 ];
-const REGEX_UNUSED: &Unused = &[];
 const GOOGLE_RE2_UNUSED: &Unused = &[("max_program_size", Warn("deprecated in Envoy"))];
 const STRING_MATCHER_UNUSED: &Unused =
     &[("custom", Reject("string matcher extensions are not available in wasm"))];
@@ -956,7 +955,7 @@ fn parse_regex(mut o: Obj, warnings: &mut Vec<String>) -> Result<regex_lite::Reg
     }
     let path = o.at("regex");
     let pattern = non_empty(o.str("regex")?.unwrap_or(""), &path)?;
-    o.finish(REGEX_UNUSED, warnings)?;
+    o.finish_all_known()?;
     regex_lite::Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| error(path, format!("invalid regex: {e}")))
 }
