@@ -5,15 +5,17 @@
 //! is present with the wrong type (including `null`) is malformed, never treated as absent.
 //!
 //! `Claims::check` runs, stopping at the first failure:
-//! 1. time: `exp` (MissingExp when required, Expired), `nbf` (NotYetValid), then the lifetime
+//! 1. issuer (IssuerNotAllowed);
+//! 2. time: `exp` (MissingExp when required, Expired), `nbf` (NotYetValid), then the lifetime
 //!    (MissingIat, LifetimeTooLong) when `max_lifetime_seconds` is set;
-//! 2. issuer (IssuerNotAllowed);
 //! 3. audience (MissingAudience, AudienceNotAllowed).
 //!
-//! Time first: it is a few integer comparisons, it does not depend on configuration matching the
-//! token, and "expired" is the refusal a client can act on (fetch a new token). Issuer before
-//! audience because a wrong issuer means the token is for another provider altogether, which makes
-//! its audiences meaningless. Every path refuses; the order only decides which reason is reported.
+//! Issuer first: a wrong issuer means the token is for another provider altogether (jwt_authn
+//! picks the provider by `iss` before anything else), so the filter can tell "not mine" from
+//! "mine and bad" when several providers read the same header; the token's times and audiences
+//! mean nothing to this provider then. Time next: a few integer comparisons, and "expired" is the
+//! refusal a client can act on (fetch a new token). Every path refuses; the order only decides
+//! which reason is reported.
 
 use crate::error::JwtError;
 use crate::json::{self, StrictJsonError};
@@ -109,11 +111,11 @@ impl Claims {
     /// Time, issuer, audience and lifetime against the provider policy; `now` is Unix seconds.
     /// The order of the checks is given in the module doc.
     pub fn check(&self, policy: &Policy, now: i64) -> Result<(), JwtError> {
+        self.check_issuer(policy.issuer.as_deref())?;
         self.check_time(policy, now)?;
         if let Some(max) = policy.max_lifetime_seconds {
             self.check_lifetime(max)?;
         }
-        self.check_issuer(policy.issuer.as_deref())?;
         self.check_audience(&policy.audiences)
     }
 
@@ -512,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn check_order_is_time_then_issuer_then_audience() {
+    fn check_order_is_issuer_then_time_then_audience() {
         let policy = Policy {
             issuer: Some("good".into()),
             audiences: vec!["api".into()],
@@ -521,12 +523,12 @@ mod tests {
         };
         let cases: &[(&str, Outcome)] = &[
             (r#"{"iss":"good","aud":"api","iat":17e8,"exp":1700000030}"#, Ok(())),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::Expired)),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":18e8,"nbf":18e8}"#, Err(JwtError::NotYetValid)),
-            (r#"{"iss":"bad","aud":"bad","exp":18e8}"#, Err(JwtError::MissingIat)),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":18e8}"#, Err(JwtError::LifetimeTooLong)),
-            (r#"{"iss":"bad","aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::IssuerNotAllowed)),
-            (r#"{"aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"aud":"bad","iat":0,"exp":1000}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::Expired)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":18e8,"nbf":18e8}"#, Err(JwtError::NotYetValid)),
+            (r#"{"iss":"good","aud":"bad","exp":18e8}"#, Err(JwtError::MissingIat)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":18e8}"#, Err(JwtError::LifetimeTooLong)),
             (r#"{"iss":"good","aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::AudienceNotAllowed)),
             (r#"{"iss":"good","iat":17e8,"exp":1700000030}"#, Err(JwtError::MissingAudience)),
         ];

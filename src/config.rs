@@ -38,6 +38,7 @@
 
 use crate::alg::{Algorithm, AlgorithmSet};
 use crate::json::{self, StrictJsonError};
+use crate::jwks::{JwksError, KeySet};
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TOKEN_BYTES, Policy};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -109,8 +110,8 @@ pub struct Provider {
 /// Where a provider's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
-    /// An inline JWKS document (JSON text), not yet parsed.
-    Local(String),
+    /// An inline JWKS document, parsed at load.
+    Local(KeySet),
     Remote(RemoteJwks),
 }
 
@@ -721,7 +722,7 @@ fn parse_key_source(o: &mut Obj, warnings: &mut Vec<String>) -> Result<KeySource
     }
 }
 
-fn parse_local_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<String> {
+fn parse_local_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<KeySet> {
     let path = o.path.clone();
     let bytes_path = o.at("inline_bytes");
     let inline_string = o.str("inline_string")?;
@@ -739,7 +740,26 @@ fn parse_local_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<String> {
     if jwks.trim().is_empty() {
         return Err(error(path, "the inline JWKS is empty"));
     }
-    Ok(jwks)
+    local_key_set(&jwks, &path, warnings)
+}
+
+/// An inline JWKS that is not a JWKS is a config error. One without a usable key is accepted with
+/// a warning (as jwt_authn, and the `{"keys": []}` placeholder of its docs): every token of that
+/// provider is then refused, which is the safe reading of "no keys".
+fn local_key_set(jwks: &str, path: &str, warnings: &mut Vec<String>) -> Result<KeySet> {
+    match KeySet::parse(jwks.as_bytes()) {
+        Ok(parsed) => {
+            for skipped in &parsed.skipped {
+                warnings.push(format!("`{path}`: key skipped: {skipped}"));
+            }
+            Ok(parsed.keys)
+        }
+        Err(e @ JwksError::NoUsableKey(_)) => {
+            warnings.push(format!("`{path}`: {e}; every token of this provider will be refused"));
+            Ok(KeySet::default())
+        }
+        Err(e) => Err(error(path, e.to_string())),
+    }
 }
 
 /// proto JSON `bytes`: base64, standard or URL-safe alphabet, padded or not.
@@ -1180,7 +1200,10 @@ mod tests {
     #[test]
     fn example_parses_to_the_expected_structure() {
         let config = Config::parse(EXAMPLE.as_bytes()).unwrap();
-        assert_eq!(config.warnings, Vec::<String>::new());
+        assert_eq!(
+            config.warnings,
+            ["`providers.local.local_jwks`: JWKS has no keys; every token of this provider will be refused"]
+        );
         assert_eq!(
             (config.max_token_bytes, config.startup_hold_timeout),
             (8192, Duration::from_secs(10))
@@ -1236,7 +1259,7 @@ mod tests {
 
         let local = &config.providers[1];
         assert_eq!(local.policy.issuer.as_deref(), Some("https://local.example"));
-        assert_eq!(local.keys, KeySource::Local("{\"keys\": []}".into()));
+        assert_eq!(local.keys, KeySource::Local(KeySet::default()));
         assert_eq!(local.policy.algorithms, AlgorithmSet::all());
 
         let rules = &config.rules;
@@ -1264,7 +1287,7 @@ mod tests {
     fn defaults() {
         let config = parse(&json!({"providers": {
             "r": {"remote_jwks": {"http_uri": {"uri": "https://idp.example", "cluster": "idp"}}},
-            "l": {"local_jwks": {"inline_string": "{}"}}}}))
+            "l": {"local_jwks": {"inline_string": "{\"keys\":[]}"}}}}))
         .unwrap();
         assert_eq!(config.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
         assert_eq!(config.startup_hold_timeout, Duration::from_secs(10));
@@ -1507,6 +1530,7 @@ mod tests {
                 "providers.p.remote_jwks.retry_policy",
                 "providers.p.jwt_cache_config",
                 "providers.p.payload_in_metadata",
+                "providers.q.local_jwks",
                 "rules[0].match.safe_regex.google_re2.max_program_size",
                 "stat_prefix",
             ]
@@ -1544,7 +1568,7 @@ mod tests {
         let doc = with("/providers/q", "local_jwks", json!({"inline_bytes": "eyJrZXlzIjpbXX0"}));
         assert_eq!(
             parse(&doc).unwrap().providers[1].keys,
-            KeySource::Local("{\"keys\":[]}".into())
+            KeySource::Local(KeySet::default())
         );
     }
 

@@ -71,6 +71,8 @@ pub enum JwtError {
     MissingAudience,
     /// No token audience equals an allowed one.
     AudienceNotAllowed,
+    /// The provider's `subjects` matcher refuses the token's `sub` (or it has none).
+    SubjectNotAllowed,
 
     // Rules 5 and 7: keys and signature.
     /// The token names a `kid` that is not in the key set.
@@ -118,6 +120,7 @@ impl JwtError {
             IssuerNotAllowed => "jwt_issuer_not_allowed",
             MissingAudience => "jwt_missing_audience",
             AudienceNotAllowed => "jwt_audience_not_allowed",
+            SubjectNotAllowed => "jwt_subject_not_allowed",
             UnknownKid => "jwt_unknown_kid",
             NoMatchingKey => "jwt_no_matching_key",
             BadSignature => "jwt_bad_signature",
@@ -125,7 +128,7 @@ impl JwtError {
     }
 
     /// Every variant, for exhaustive tests (reason strings unique, metrics pre-defined).
-    pub const ALL: [JwtError; 35] = {
+    pub const ALL: [JwtError; 36] = {
         use JwtError::*;
         [
             TooLarge, JsonSerialization, Jwe, BadFormat, HeaderBadBase64, PayloadBadBase64,
@@ -133,7 +136,7 @@ impl JwtError {
             AlgNotAllowed, HeaderBadKid, HeaderBadCrit, CritNotSupported, NestedJwt, PayloadParse,
             PayloadDuplicateMember, BadIss, BadSub, BadAud, BadExp, BadNbf, BadIat, Expired,
             NotYetValid, MissingExp, MissingIat, LifetimeTooLong, IssuerNotAllowed,
-            MissingAudience, AudienceNotAllowed, UnknownKid, NoMatchingKey, BadSignature,
+            MissingAudience, AudienceNotAllowed, SubjectNotAllowed, UnknownKid, NoMatchingKey, BadSignature,
         ]
     };
 }

@@ -11,6 +11,7 @@
 )]
 
 pub mod alg;
+pub mod authn;
 pub mod claims;
 pub mod config;
 pub mod crypto;
@@ -22,3 +23,7 @@ pub mod jwks;
 pub mod policy;
 pub mod requirement;
 pub mod token;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

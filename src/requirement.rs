@@ -245,7 +245,7 @@ mod tests {
     /// Authorization header and a `t` parameter; 5 `y` on the Authorization header only.
     fn providers() -> Vec<Provider> {
         let local =
-            |extra: &str| format!(r#"{{"local_jwks": {{"inline_string": "{{}}"}}{extra}}}"#);
+            |extra: &str| format!(r#"{{"local_jwks": {{"inline_string": "{{\"keys\":[]}}"}}{extra}}}"#);
         let doc = format!(
             r#"{{"providers": {{"a": {a}, "b": {a}, "c": {a}, "k": {k}, "x": {x}, "y": {y}}}}}"#,
             a = local(""),

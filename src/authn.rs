@@ -1,0 +1,291 @@
+//! One request's authentication decision, as plain data: which rule applies, which tokens are where,
+//! whether they verify, and what the filter must then do (let the request go on with some headers
+//! changed, answer it locally, or hold it until keys arrive). The shell only reads the request and
+//! carries the decision out.
+
+use crate::config::{Config, Provider, ProviderId, Rule};
+use crate::error::{AuthnError, JwtError};
+use crate::extract::{self, FoundToken, Location};
+use crate::crypto::RustCrypto;
+use crate::jwks::KeySet;
+use crate::policy::Policy;
+use crate::requirement::{self, ProviderOutcome, Verdict};
+use crate::verify::{self, VerifiedJwt};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// What the filter knows about a provider's keys at this moment.
+#[derive(Clone, Copy)]
+pub enum KeyState<'a> {
+    Ready(&'a KeySet),
+    /// None yet (first fetch outstanding or failing): the request may wait.
+    Pending,
+    /// None usable and no point in waiting.
+    Unavailable,
+}
+
+/// The parts of a request the decision reads. Header names are lower case; pseudo-headers
+/// (`:path`, `:authority`, ...) are among them, as proxy-wasm gives them.
+pub struct Request<'a> {
+    pub headers: &'a [(String, String)],
+    /// When true, providers still waiting for their first keys count as unavailable (the hold is over).
+    pub hold_expired: bool,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn path(&self) -> &str {
+        self.header(":path").unwrap_or("/")
+    }
+}
+
+/// Header changes for a request that goes on upstream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mutations {
+    /// Removed first: configured output headers the client may have forged, and stripped tokens.
+    pub remove: Vec<String>,
+    /// Then set (replacing any value).
+    pub set: Vec<(String, String)>,
+}
+
+/// A local answer instead of forwarding.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The stable reason, for logs and metrics.
+    pub reason: &'static str,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Mutations),
+    Deny(Reply),
+    /// Keys for a provider the answer depends on are not there yet: hold the request.
+    Wait,
+}
+
+/// Seconds a client is told to wait when keys are unavailable.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Decides what to do with one request.
+pub fn decide<'k>(config: &Config, keys: &dyn Fn(ProviderId) -> KeyState<'k>, request: &Request<'_>) -> Decision {
+    let mut mutations = Mutations { remove: output_headers(config), set: Vec::new() };
+    let Some(requirement) = config.rule_for(request.path()).and_then(|r: &Rule| r.requires.as_ref()) else {
+        return Decision::Allow(mutations);
+    };
+    let mut checked = Checked::default();
+    let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
+        checked.outcome(config, keys, request, id, audiences)
+    });
+    match verdict {
+        Verdict::Allow { verified } => {
+            for id in verified {
+                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id)) {
+                    forward(provider, tokens, request, &mut mutations);
+                }
+            }
+            Decision::Allow(mutations)
+        }
+        Verdict::Deny(error) => Decision::Deny(reply(error, request)),
+        Verdict::Pending(_) => Decision::Wait,
+    }
+}
+
+/// Every header a provider writes upstream: always removed from the client's request first, so the
+/// upstream can trust whatever value it sees.
+fn output_headers(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for p in &config.providers {
+        let claim_headers = p.claim_to_headers.iter().map(|c| &c.header_name);
+        for name in p.forward_payload_header.iter().chain(claim_headers) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// Per-request memo of provider checks, keeping the verified tokens for forwarding.
+#[derive(Default)]
+struct Checked {
+    verified: HashMap<ProviderId, Vec<(FoundToken, VerifiedJwt)>>,
+}
+
+impl Checked {
+    /// One provider's outcome over every token in its locations, with the precedence
+    /// `requirement` documents: a failure, then waiting for keys, then tokens of another issuer,
+    /// then verified. Keys are looked at only for tokens that passed every keyless check.
+    fn outcome<'k>(
+        &mut self,
+        config: &Config,
+        keys: &dyn Fn(ProviderId) -> KeyState<'k>,
+        request: &Request<'_>,
+        id: ProviderId,
+        audiences: Option<&[String]>,
+    ) -> ProviderOutcome {
+        let Some(provider) = config.providers.get(id) else {
+            return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
+        };
+        let found = match extract::extract(&provider.locations, request.headers, request.path()) {
+            Ok(found) if found.is_empty() => return ProviderOutcome::Missing,
+            Ok(found) => found,
+            Err(e) => return ProviderOutcome::Failed(e),
+        };
+        let policy = match audiences {
+            Some(a) => Cow::Owned(Policy { audiences: a.to_vec(), ..provider.policy.clone() }),
+            None => Cow::Borrowed(&provider.policy),
+        };
+        let mut other_issuer = Vec::new();
+        let mut decoded = Vec::with_capacity(found.len());
+        for token in &found {
+            match verify::decode(&token.token, &policy, request.now) {
+                Ok(d) => decoded.push((token, d)),
+                Err(JwtError::IssuerNotAllowed) => other_issuer.push(token.location.clone()),
+                Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+            }
+        }
+        if !decoded.is_empty() {
+            let key_set = match keys(id) {
+                KeyState::Ready(key_set) => key_set,
+                KeyState::Pending if !request.hold_expired => return ProviderOutcome::Pending,
+                KeyState::Pending | KeyState::Unavailable => {
+                    return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
+                }
+            };
+            let mut verified = Vec::with_capacity(decoded.len());
+            for (token, d) in decoded {
+                match finish(provider, d, key_set) {
+                    Ok(jwt) => verified.push((token.clone(), jwt)),
+                    Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+                }
+            }
+            self.verified.insert(id, verified);
+        }
+        if other_issuer.is_empty() {
+            ProviderOutcome::Verified
+        } else {
+            ProviderOutcome::OtherIssuer(other_issuer)
+        }
+    }
+}
+
+/// The signature, then the provider's `subjects` (jwt_authn checks it on the verified token).
+fn finish(provider: &Provider, decoded: verify::Decoded<'_>, keys: &KeySet) -> Result<VerifiedJwt, JwtError> {
+    let jwt = decoded.check_signature(&RustCrypto, keys)?;
+    match &provider.subjects {
+        Some(subjects) if !subjects.allows(jwt.claims.sub.as_deref()) => Err(JwtError::SubjectNotAllowed),
+        _ => Ok(jwt),
+    }
+}
+
+/// Header changes for a provider whose tokens verified: strip the tokens unless `forward`, then
+/// the payload and claim headers.
+fn forward(provider: &Provider, tokens: &[(FoundToken, VerifiedJwt)], request: &Request<'_>, m: &mut Mutations) {
+    for (found, jwt) in tokens {
+        if !provider.forward {
+            strip(&found.location, request, m);
+        }
+        if let Some(name) = &provider.forward_payload_header {
+            m.set.push((name.clone(), payload_header_value(&jwt.payload_b64, provider.pad_forward_payload_header)));
+        }
+        for c in &provider.claim_to_headers {
+            if let Some(value) = jwt.claims.all.get(&c.claim_name).and_then(claim_header_value) {
+                m.set.push((c.header_name.clone(), value));
+            }
+        }
+    }
+}
+
+fn strip(location: &Location, request: &Request<'_>, m: &mut Mutations) {
+    match location {
+        Location::Header(name) => m.remove.push(name.clone()),
+        Location::Param(name) => {
+            let path = extract::strip_param(&current(m, ":path").unwrap_or_else(|| request.path().to_owned()), name);
+            m.set.push((":path".to_owned(), path));
+        }
+        Location::Cookie(name) => {
+            let cookies = current(m, "cookie").or_else(|| {
+                let all: Vec<&str> = request.headers.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_str()).collect();
+                Some(all.join("; "))
+            });
+            m.remove.push("cookie".to_owned());
+            m.set.retain(|(n, _)| n != "cookie");
+            if let Some(rest) = cookies.and_then(|c| extract::strip_cookie(&c, name)) {
+                m.set.push(("cookie".to_owned(), rest));
+            }
+        }
+    }
+}
+
+/// The value a header will have after the mutations so far, if they set it.
+fn current(m: &Mutations, name: &str) -> Option<String> {
+    m.set.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+fn payload_header_value(payload_b64: &str, pad: bool) -> String {
+    let mut value = payload_b64.to_owned();
+    if pad {
+        while !value.len().is_multiple_of(4) {
+            value.push('=');
+        }
+    }
+    value
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans as JSON text; other
+/// values are not forwarded. Control characters never reach a header.
+fn claim_header_value(value: &serde_json::Value) -> Option<String> {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+/// The local answer for a failure: 401 (403 for audience) with an RFC 6750 challenge, or 503 when
+/// keys are unavailable (the client did nothing wrong).
+fn reply(error: AuthnError, request: &Request<'_>) -> Reply {
+    let realm = realm(request);
+    let reason = error.reason();
+    let (status, challenge) = match error {
+        AuthnError::KeysUnavailable => {
+            return Reply {
+                status: 503,
+                headers: vec![("retry-after".to_owned(), RETRY_AFTER_SECONDS.to_string())],
+                body: reason.to_owned(),
+                reason,
+            };
+        }
+        // RFC 6750 §3.1: no error code when the request carried no credentials.
+        AuthnError::Missing => (401, format!("Bearer realm=\"{realm}\"")),
+        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => (403, invalid_token(&realm, reason)),
+        _ => (401, invalid_token(&realm, reason)),
+    };
+    Reply { status, headers: vec![("www-authenticate".to_owned(), challenge)], body: reason.to_owned(), reason }
+}
+
+fn invalid_token(realm: &str, reason: &str) -> String {
+    format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{reason}\"")
+}
+
+/// `scheme://authority/path` of the request (as jwt_authn), without the query, reduced to
+/// characters that are safe inside a quoted header parameter.
+fn realm(request: &Request<'_>) -> String {
+    let scheme = request.header(":scheme").unwrap_or("http");
+    let authority = request.header(":authority").unwrap_or("");
+    let path = request.path().split(['?', '#']).next().unwrap_or("/");
+    format!("{scheme}://{authority}{path}")
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .collect()
+}
