@@ -4,9 +4,9 @@
 //! carries the decision out.
 
 use crate::config::{Config, Provider, ProviderId, Rule};
+use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
-use crate::crypto::RustCrypto;
 use crate::jwks::KeySet;
 use crate::policy::Policy;
 use crate::requirement::{self, ProviderOutcome, Verdict};
@@ -75,19 +75,25 @@ pub enum Decision {
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Decides what to do with one request.
-pub fn decide<'k>(config: &Config, keys: &dyn Fn(ProviderId) -> KeyState<'k>, request: &Request<'_>) -> Decision {
+pub fn decide<'k>(
+    config: &Config,
+    keys: &dyn Fn(ProviderId) -> KeyState<'k>,
+    crypto: &dyn Crypto,
+    request: &Request<'_>,
+) -> Decision {
     let mut mutations = Mutations { remove: output_headers(config), set: Vec::new() };
     let Some(requirement) = config.rule_for(request.path()).and_then(|r: &Rule| r.requires.as_ref()) else {
         return Decision::Allow(mutations);
     };
     let mut checked = Checked::default();
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
-        checked.outcome(config, keys, request, id, audiences)
+        checked.outcome(config, keys, crypto, request, id, audiences)
     });
     match verdict {
         Verdict::Allow { verified } => {
             for id in verified {
-                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id)) {
+                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id))
+                {
                     forward(provider, tokens, request, &mut mutations);
                 }
             }
@@ -127,6 +133,7 @@ impl Checked {
         &mut self,
         config: &Config,
         keys: &dyn Fn(ProviderId) -> KeyState<'k>,
+        crypto: &dyn Crypto,
         request: &Request<'_>,
         id: ProviderId,
         audiences: Option<&[String]>,
@@ -162,7 +169,7 @@ impl Checked {
             };
             let mut verified = Vec::with_capacity(decoded.len());
             for (token, d) in decoded {
-                match finish(provider, d, key_set) {
+                match finish(provider, d, crypto, key_set) {
                     Ok(jwt) => verified.push((token.clone(), jwt)),
                     Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
                 }
@@ -178,8 +185,13 @@ impl Checked {
 }
 
 /// The signature, then the provider's `subjects` (jwt_authn checks it on the verified token).
-fn finish(provider: &Provider, decoded: verify::Decoded<'_>, keys: &KeySet) -> Result<VerifiedJwt, JwtError> {
-    let jwt = decoded.check_signature(&RustCrypto, keys)?;
+fn finish(
+    provider: &Provider,
+    decoded: verify::Decoded<'_>,
+    crypto: &dyn Crypto,
+    keys: &KeySet,
+) -> Result<VerifiedJwt, JwtError> {
+    let jwt = decoded.check_signature(crypto, keys)?;
     match &provider.subjects {
         Some(subjects) if !subjects.allows(jwt.claims.sub.as_deref()) => Err(JwtError::SubjectNotAllowed),
         _ => Ok(jwt),
@@ -188,13 +200,21 @@ fn finish(provider: &Provider, decoded: verify::Decoded<'_>, keys: &KeySet) -> R
 
 /// Header changes for a provider whose tokens verified: strip the tokens unless `forward`, then
 /// the payload and claim headers.
-fn forward(provider: &Provider, tokens: &[(FoundToken, VerifiedJwt)], request: &Request<'_>, m: &mut Mutations) {
+fn forward(
+    provider: &Provider,
+    tokens: &[(FoundToken, VerifiedJwt)],
+    request: &Request<'_>,
+    m: &mut Mutations,
+) {
     for (found, jwt) in tokens {
         if !provider.forward {
             strip(&found.location, request, m);
         }
         if let Some(name) = &provider.forward_payload_header {
-            m.set.push((name.clone(), payload_header_value(&jwt.payload_b64, provider.pad_forward_payload_header)));
+            m.set.push((
+                name.clone(),
+                payload_header_value(&jwt.payload_b64, provider.pad_forward_payload_header),
+            ));
         }
         for c in &provider.claim_to_headers {
             if let Some(value) = jwt.claims.all.get(&c.claim_name).and_then(claim_header_value) {
@@ -208,12 +228,14 @@ fn strip(location: &Location, request: &Request<'_>, m: &mut Mutations) {
     match location {
         Location::Header(name) => m.remove.push(name.clone()),
         Location::Param(name) => {
-            let path = extract::strip_param(&current(m, ":path").unwrap_or_else(|| request.path().to_owned()), name);
+            let path =
+                extract::strip_param(&current(m, ":path").unwrap_or_else(|| request.path().to_owned()), name);
             m.set.push((":path".to_owned(), path));
         }
         Location::Cookie(name) => {
             let cookies = current(m, "cookie").or_else(|| {
-                let all: Vec<&str> = request.headers.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_str()).collect();
+                let all: Vec<&str> =
+                    request.headers.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_str()).collect();
                 Some(all.join("; "))
             });
             m.remove.push("cookie".to_owned());
@@ -268,10 +290,17 @@ fn reply(error: AuthnError, request: &Request<'_>) -> Reply {
         }
         // RFC 6750 §3.1: no error code when the request carried no credentials.
         AuthnError::Missing => (401, format!("Bearer realm=\"{realm}\"")),
-        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => (403, invalid_token(&realm, reason)),
+        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => {
+            (403, invalid_token(&realm, reason))
+        }
         _ => (401, invalid_token(&realm, reason)),
     };
-    Reply { status, headers: vec![("www-authenticate".to_owned(), challenge)], body: reason.to_owned(), reason }
+    Reply {
+        status,
+        headers: vec![("www-authenticate".to_owned(), challenge)],
+        body: reason.to_owned(),
+        reason,
+    }
 }
 
 fn invalid_token(realm: &str, reason: &str) -> String {

@@ -158,11 +158,7 @@ impl Claims {
         let iat = self.iat.ok_or(JwtError::MissingIat)?;
         // i128 holds any difference of two i64s and any u64 exactly.
         let lifetime = i128::from(exp.ceil()) - i128::from(iat.floor());
-        if lifetime > i128::from(max) {
-            Err(JwtError::LifetimeTooLong)
-        } else {
-            Ok(())
-        }
+        if lifetime > i128::from(max) { Err(JwtError::LifetimeTooLong) } else { Ok(()) }
     }
 
     /// When an issuer is configured, `iss` must be present and equal to it exactly.
@@ -175,11 +171,7 @@ impl Claims {
 }
 
 /// A registered claim that must be a string when present.
-fn string_claim(
-    all: &Map<String, Value>,
-    name: &str,
-    bad: JwtError,
-) -> Result<Option<String>, JwtError> {
+fn string_claim(all: &Map<String, Value>, name: &str, bad: JwtError) -> Result<Option<String>, JwtError> {
     match all.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -192,20 +184,15 @@ fn audience_claim(all: &Map<String, Value>) -> Result<Vec<String>, JwtError> {
     match all.get("aud") {
         None => Ok(Vec::new()),
         Some(Value::String(aud)) => Ok(vec![aud.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or(JwtError::BadAud))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|item| item.as_str().map(str::to_owned).ok_or(JwtError::BadAud)).collect()
+        }
         Some(_) => Err(JwtError::BadAud),
     }
 }
 
 /// A registered claim that must be a NumericDate within the `i64` range when present.
-fn date_claim(
-    all: &Map<String, Value>,
-    name: &str,
-    bad: JwtError,
-) -> Result<Option<NumericDate>, JwtError> {
+fn date_claim(all: &Map<String, Value>, name: &str, bad: JwtError) -> Result<Option<NumericDate>, JwtError> {
     match all.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => NumericDate::from_json(n).map(Some).ok_or(bad),
@@ -353,8 +340,7 @@ mod tests {
             ("[1]", None),
             ("{}", None),
         ];
-        let claim_errors =
-            [("exp", JwtError::BadExp), ("nbf", JwtError::BadNbf), ("iat", JwtError::BadIat)];
+        let claim_errors = [("exp", JwtError::BadExp), ("nbf", JwtError::BadNbf), ("iat", JwtError::BadIat)];
         for (literal, expected) in cases {
             for (name, bad) in claim_errors {
                 let date = Claims::parse(format!("{{\"{name}\":{literal}}}").as_bytes()).map(|c| {

@@ -400,9 +400,7 @@ fn parse_document(json: &[u8]) -> Result<Map<String, Value>> {
         StrictJsonError::DuplicateMember => {
             error("", "an object names the same member twice (duplicates are refused)")
         }
-        StrictJsonError::TooDeep => {
-            error("", format!("nested deeper than {CONFIG_MAX_DEPTH} levels"))
-        }
+        StrictJsonError::TooDeep => error("", format!("nested deeper than {CONFIG_MAX_DEPTH} levels")),
         StrictJsonError::Invalid => match serde_json::from_slice::<serde::de::IgnoredAny>(json) {
             Err(e) => error("", format!("not valid JSON: {e}")),
             Ok(_) => error("", "expected a JSON object"),
@@ -603,10 +601,7 @@ fn parse_max_token_bytes(top: &mut Obj) -> Result<usize> {
 }
 
 /// Members of a JSON map field sorted by name (the order does not depend on serde_json features).
-fn sorted_members<'a>(
-    top: &mut Obj<'a>,
-    key: &'static str,
-) -> Result<Vec<(&'a String, &'a Value)>> {
+fn sorted_members<'a>(top: &mut Obj<'a>, key: &'static str) -> Result<Vec<(&'a String, &'a Value)>> {
     let mut members: Vec<_> = match top.obj(key)? {
         Some(map) => map.map.iter().collect(),
         None => Vec::new(),
@@ -679,10 +674,7 @@ fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
     }
     let items = o.list("algorithms")?;
     if items.is_empty() {
-        return Err(error(
-            o.at("algorithms"),
-            "list at least one algorithm, or omit the field to allow all",
-        ));
+        return Err(error(o.at("algorithms"), "list at least one algorithm, or omit the field to allow all"));
     }
     items
         .into_iter()
@@ -777,10 +769,7 @@ fn parse_remote_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<RemoteJwk
     let uri_path = http_uri.at("uri");
     let uri = non_empty(http_uri.str("uri")?.unwrap_or(""), &uri_path)?;
     let (authority, path) = split_uri(uri).ok_or_else(|| {
-        error(
-            &uri_path,
-            "expected an http:// or https:// URL with a host and no user info or fragment",
-        )
+        error(&uri_path, "expected an http:// or https:// URL with a host and no user info or fragment")
     })?;
     let cluster_path = http_uri.at("cluster");
     let cluster = non_empty(http_uri.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
@@ -861,13 +850,8 @@ fn valid_authority(authority: &str) -> bool {
         _ => (authority, None),
     };
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => {
-            !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        }
-        None => {
-            !host.is_empty()
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-        }
+        Some(v6) => !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)),
     };
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     host_ok && port_ok
@@ -880,10 +864,7 @@ fn parse_locations(o: &mut Obj, max_token_bytes: usize) -> Result<TokenLocations
         let name = header_name(h.str("name")?.unwrap_or(""), &h.at("name"))?;
         let value_prefix = h.str("value_prefix")?.unwrap_or("").to_owned();
         if !value_prefix.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
-            return Err(error(
-                h.at("value_prefix"),
-                "expected visible ASCII characters and spaces",
-            ));
+            return Err(error(h.at("value_prefix"), "expected visible ASCII characters and spaces"));
         }
         h.finish_all_known()?;
         let location = HeaderLocation { name, value_prefix };
@@ -899,14 +880,8 @@ fn parse_locations(o: &mut Obj, max_token_bytes: usize) -> Result<TokenLocations
     }
     if headers.is_empty() && params.is_empty() && cookies.is_empty() {
         // jwt_authn's defaults (RFC 6750 §2.1 and §2.3).
-        headers
-            .push(HeaderLocation { name: "authorization".into(), value_prefix: "Bearer ".into() });
-        return Ok(TokenLocations {
-            headers,
-            params: vec!["access_token".into()],
-            cookies,
-            max_token_bytes,
-        });
+        headers.push(HeaderLocation { name: "authorization".into(), value_prefix: "Bearer ".into() });
+        return Ok(TokenLocations { headers, params: vec!["access_token".into()], cookies, max_token_bytes });
     }
     Ok(TokenLocations { headers, params, cookies, max_token_bytes })
 }
@@ -923,8 +898,7 @@ fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> {
         .into_iter()
         .map(|(path, value)| {
             let mut c = Obj::new(value, path)?;
-            let header_name =
-                header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
+            let header_name = header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
             let claim_path = c.at("claim_name");
             let claim_name = non_empty(c.str("claim_name")?.unwrap_or(""), &claim_path)?.to_owned();
             c.finish_all_known()?;
@@ -1008,17 +982,11 @@ fn parse_rules(
         .collect()
 }
 
-fn parse_rule(
-    mut o: Obj,
-    names: &[&str],
-    map: &RequirementMap,
-    warnings: &mut Vec<String>,
-) -> Result<Rule> {
+fn parse_rule(mut o: Obj, names: &[&str], map: &RequirementMap, warnings: &mut Vec<String>) -> Result<Rule> {
     let route_match = o.obj("match")?.ok_or_else(|| error(o.at("match"), "required"))?;
     let (matcher, case_sensitive) = parse_route_match(route_match, warnings)?;
     let requires_path = o.at("requires");
-    let requires =
-        o.get("requires").map(|v| parse_requirement(v, requires_path, names)).transpose()?;
+    let requires = o.get("requires").map(|v| parse_requirement(v, requires_path, names)).transpose()?;
     let name_path = o.at("requirement_name");
     let requires = match (requires, o.str("requirement_name")?) {
         (Some(requirement), None) => requirement,
@@ -1039,10 +1007,7 @@ fn lookup_requirement(name: &str, path: &str, map: &RequirementMap) -> Result<Op
             let known: Vec<&str> = map.iter().map(|(n, _)| n.as_str()).collect();
             Err(error(
                 path,
-                format!(
-                    "unknown requirement_name `{name}` (requirement_map has: {})",
-                    known.join(", ")
-                ),
+                format!("unknown requirement_name `{name}` (requirement_map has: {})", known.join(", ")),
             ))
         }
     }
@@ -1068,10 +1033,7 @@ fn parse_route_match(mut o: Obj, warnings: &mut Vec<String>) -> Result<(PathMatc
     if let Some(prefix) = o.str("path_separated_prefix")? {
         // Envoy's validation: `^[^?#]+[^?#/]$`.
         if prefix.is_empty() || prefix.contains(['?', '#']) || prefix.ends_with('/') {
-            return Err(error(
-                o.at("path_separated_prefix"),
-                "expected a path without ?, # or a final /",
-            ));
+            return Err(error(o.at("path_separated_prefix"), "expected a path without ?, # or a final /"));
         }
         found.push(PathMatcher::PathSeparatedPrefix(prefix.to_owned()));
     }
@@ -1123,9 +1085,10 @@ fn parse_requirement(value: &Value, path: String, names: &[&str]) -> Result<Opti
 }
 
 fn provider_id(name: &str, path: &str, names: &[&str]) -> Result<ProviderId> {
-    names.iter().position(|n| *n == name).ok_or_else(|| {
-        error(path, format!("unknown provider `{name}` (configured: {})", names.join(", ")))
-    })
+    names
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| error(path, format!("unknown provider `{name}` (configured: {})", names.join(", "))))
 }
 
 fn parse_provider_and_audiences(mut o: Obj, names: &[&str]) -> Result<Requirement> {
@@ -1204,10 +1167,7 @@ mod tests {
             config.warnings,
             ["`providers.local.local_jwks`: JWKS has no keys; every token of this provider will be refused"]
         );
-        assert_eq!(
-            (config.max_token_bytes, config.startup_hold_timeout),
-            (8192, Duration::from_secs(10))
-        );
+        assert_eq!((config.max_token_bytes, config.startup_hold_timeout), (8192, Duration::from_secs(10)));
         assert!(!config.bypass_cors_preflight && !config.strip_failure_response);
         let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["corp", "local"]);
@@ -1268,9 +1228,7 @@ mod tests {
         assert_eq!(rules[0].requires, None);
         assert!(matches!(&rules[1].matcher, PathMatcher::Path(p) if p == "/public"));
         assert_eq!(rules[1].requires, Some(Requirement::AllowMissing));
-        assert!(
-            matches!(&rules[2].matcher, PathMatcher::Regex(r) if r.as_str() == "^(?:/api/v[0-9]+/.*)$")
-        );
+        assert!(matches!(&rules[2].matcher, PathMatcher::Regex(r) if r.as_str() == "^(?:/api/v[0-9]+/.*)$"));
         assert_eq!(
             rules[2].requires,
             Some(Requirement::Any(vec![
@@ -1438,10 +1396,7 @@ mod tests {
         let e = parse(&doc).unwrap_err();
         assert_eq!(
             (e.field.as_str(), e.message.as_str()),
-            (
-                "rules[0].requirement_name",
-                "unknown requirement_name `nope` (requirement_map has: m)"
-            )
+            ("rules[0].requirement_name", "unknown requirement_name `nope` (requirement_map has: m)")
         );
     }
 
@@ -1461,8 +1416,7 @@ mod tests {
 
     #[test]
     fn error_display() {
-        let e =
-            parse(&with("/providers/p/remote_jwks/http_uri", "timeout", json!("5"))).unwrap_err();
+        let e = parse(&with("/providers/p/remote_jwks/http_uri", "timeout", json!("5"))).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid configuration at `providers.p.remote_jwks.http_uri.timeout`: expected a duration like \"5s\""
@@ -1521,8 +1475,7 @@ mod tests {
         doc["rules"][0]["match"] =
             json!({"safe_regex": {"google_re2": {"max_program_size": 100}, "regex": "/.*"}});
         let config = parse(&doc).unwrap();
-        let fields: Vec<&str> =
-            config.warnings.iter().map(|w| w.split('`').nth(1).unwrap()).collect();
+        let fields: Vec<&str> = config.warnings.iter().map(|w| w.split('`').nth(1).unwrap()).collect();
         assert_eq!(
             fields,
             [
@@ -1566,10 +1519,7 @@ mod tests {
         assert_eq!((jwks.authority.as_str(), jwks.path.as_str()), ("[::1]:8443", "/?a=b"));
         // inline_bytes: proto JSON bytes, either base64 alphabet.
         let doc = with("/providers/q", "local_jwks", json!({"inline_bytes": "eyJrZXlzIjpbXX0"}));
-        assert_eq!(
-            parse(&doc).unwrap().providers[1].keys,
-            KeySource::Local(KeySet::default())
-        );
+        assert_eq!(parse(&doc).unwrap().providers[1].keys, KeySource::Local(KeySet::default()));
     }
 
     #[test]
@@ -1602,9 +1552,7 @@ mod tests {
     fn rule_matching() {
         let example = Config::parse(EXAMPLE.as_bytes()).unwrap();
         let index = |config: &Config, path: &str| {
-            config
-                .rule_for(path)
-                .map(|r| config.rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
+            config.rule_for(path).map(|r| config.rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
         };
         for (path, expected) in [
             ("/healthz", 0),
@@ -1657,20 +1605,13 @@ mod tests {
     #[test]
     fn subjects() {
         let matcher = |spec: Value| {
-            parse(&with("/providers/p", "subjects", spec)).unwrap().providers[0]
-                .subjects
-                .clone()
-                .unwrap()
+            parse(&with("/providers/p", "subjects", spec)).unwrap().providers[0].subjects.clone().unwrap()
         };
         let spiffe = matcher(json!({"prefix": "spiffe://example.com/"}));
         assert!(spiffe.allows(Some("spiffe://example.com/svc")));
         assert!(!spiffe.allows(Some("spiffe://evil.com/svc")) && !spiffe.allows(None));
         let exact = matcher(json!({"exact": "Alice", "ignore_case": true}));
-        assert!(
-            exact.allows(Some("alice"))
-                && exact.allows(Some("ALICE"))
-                && !exact.allows(Some("alice2"))
-        );
+        assert!(exact.allows(Some("alice")) && exact.allows(Some("ALICE")) && !exact.allows(Some("alice2")));
         assert!(matcher(json!({"suffix": "@corp"})).allows(Some("bob@corp")));
         assert!(matcher(json!({"contains": "ob@"})).allows(Some("bob@corp")));
         let regex = matcher(json!({"safe_regex": {"regex": "user-[0-9]+"}, "ignore_case": true}));
@@ -1686,10 +1627,7 @@ mod tests {
 
     #[test]
     fn header_location_schemes() {
-        let loc = |prefix: &str| HeaderLocation {
-            name: "authorization".into(),
-            value_prefix: prefix.into(),
-        };
+        let loc = |prefix: &str| HeaderLocation { name: "authorization".into(), value_prefix: prefix.into() };
         assert_eq!(loc("Bearer ").scheme(), ("Bearer", true));
         assert_eq!(loc("Bearer").scheme(), ("Bearer", true));
         assert_eq!(loc("token=").scheme(), ("token=", false));

@@ -67,8 +67,7 @@ fn from_header(
     headers: &[(String, String)],
     max: usize,
 ) -> Result<Option<String>, AuthnError> {
-    let mut values =
-        headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&location.name)).map(|(_, v)| v);
+    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&location.name)).map(|(_, v)| v);
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(AuthnError::RepeatedLocation);
@@ -77,10 +76,7 @@ fn from_header(
 }
 
 /// The part of `value` after the location's scheme; `None` when the value has another scheme.
-fn after_scheme<'v>(
-    value: &'v str,
-    location: &HeaderLocation,
-) -> Result<Option<&'v str>, AuthnError> {
+fn after_scheme<'v>(value: &'v str, location: &HeaderLocation) -> Result<Option<&'v str>, AuthnError> {
     let (scheme, space_required) = location.scheme();
     if scheme.is_empty() {
         // No prefix configured: the whole value is the token.
@@ -156,11 +152,7 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn from_cookies(
-    headers: &[(String, String)],
-    name: &str,
-    max: usize,
-) -> Result<Option<String>, AuthnError> {
+fn from_cookies(headers: &[(String, String)], name: &str, max: usize) -> Result<Option<String>, AuthnError> {
     let mut found = None;
     let cookie_headers = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("cookie"));
     for (_, header) in cookie_headers {
@@ -287,18 +279,9 @@ mod tests {
             (&bearer, (vec![("authorization", "Bearer a+b/c=")], Err(Malformed))),
             (&bearer, (vec![("authorization", "Bearer {\"payload\":1}")], Err(Malformed))),
             (&bearer, (vec![("authorization", "Bearer a.b.é")], Err(Malformed))),
-            (
-                &bearer,
-                (vec![("authorization", "Bearer a"), ("authorization", "Bearer b")], Err(Repeated)),
-            ),
-            (
-                &bearer,
-                (vec![("authorization", "Basic x"), ("authorization", "Bearer b")], Err(Repeated)),
-            ),
-            (
-                &bearer,
-                (vec![("authorization", &too_long)], Err(AuthnError::Jwt(JwtError::TooLarge))),
-            ),
+            (&bearer, (vec![("authorization", "Bearer a"), ("authorization", "Bearer b")], Err(Repeated))),
+            (&bearer, (vec![("authorization", "Basic x"), ("authorization", "Bearer b")], Err(Repeated))),
+            (&bearer, (vec![("authorization", &too_long)], Err(AuthnError::Jwt(JwtError::TooLarge)))),
             (&bare, (vec![("x-token", "a.b.c")], Ok(vec!["a.b.c"]))),
             (&bare, (vec![("x-token", "Bearer a.b.c")], Err(Malformed))),
             (&bare, (vec![("x-token", "")], Err(Malformed))),
@@ -319,10 +302,7 @@ mod tests {
         let found = extract(&locs, &headers(&[("authorization", "Bearer a.b.c")]), "/").unwrap();
         assert_eq!(
             found,
-            [FoundToken {
-                token: "a.b.c".into(),
-                location: Location::Header("authorization".into())
-            }]
+            [FoundToken { token: "a.b.c".into(), location: Location::Header("authorization".into()) }]
         );
     }
 
@@ -388,11 +368,7 @@ mod tests {
     #[test]
     fn every_location_is_returned_in_order() {
         let locs = locations(&[("authorization", "Bearer "), ("x-jwt", "")], &["t"], &["s"]);
-        let list = headers(&[
-            ("cookie", "s=c.c.c"),
-            ("x-jwt", "b.b.b"),
-            ("authorization", "Bearer a.a.a"),
-        ]);
+        let list = headers(&[("cookie", "s=c.c.c"), ("x-jwt", "b.b.b"), ("authorization", "Bearer a.a.a")]);
         let found = extract(&locs, &list, "/p?t=d.d.d").unwrap();
         assert_eq!(
             found.iter().map(|t| (t.token.as_str(), &t.location)).collect::<Vec<_>>(),

@@ -197,7 +197,8 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_refuses_garbage() {
-        let s = FetchState { version: 7, fetched_at: 1, next_fetch_at: u64::MAX, lease_until: 3, failures: 9 };
+        let s =
+            FetchState { version: 7, fetched_at: 1, next_fetch_at: u64::MAX, lease_until: 3, failures: 9 };
         let bytes = s.encode();
         assert_eq!(bytes.len(), ENCODED_LEN);
         assert_eq!(FetchState::decode(&bytes), Some(s));

@@ -89,8 +89,7 @@ struct Evaluation<'r, 'o> {
 
 impl<'r> Evaluation<'r, '_> {
     fn ask(&mut self, id: ProviderId, audiences: Option<&'r [String]>) -> ProviderOutcome {
-        if let Some((_, _, known)) = self.asked.iter().find(|(i, a, _)| *i == id && *a == audiences)
-        {
+        if let Some((_, _, known)) = self.asked.iter().find(|(i, a, _)| *i == id && *a == audiences) {
             return known.clone();
         }
         let answer = match (self.outcome)(id, audiences) {
@@ -130,18 +129,13 @@ impl<'r> Evaluation<'r, '_> {
     }
 
     fn any(&mut self, children: &'r [Requirement]) -> Verdict {
-        let is_flag = |r: &&Requirement| {
-            matches!(r, Requirement::AllowMissing | Requirement::AllowMissingOrFailed)
-        };
+        let is_flag =
+            |r: &&Requirement| matches!(r, Requirement::AllowMissing | Requirement::AllowMissingOrFailed);
         let allow_failed = children.contains(&Requirement::AllowMissingOrFailed);
         let allow_missing = children.contains(&Requirement::AllowMissing);
         let regular: Vec<&'r Requirement> = children.iter().filter(|r| !is_flag(r)).collect();
         if regular.is_empty() {
-            return if allow_failed {
-                self.allow_missing_or_failed()
-            } else {
-                self.allow_missing()
-            };
+            return if allow_failed { self.allow_missing_or_failed() } else { self.allow_missing() };
         }
         let mut pending = Vec::new();
         let mut error = AuthnError::Missing;
@@ -187,9 +181,7 @@ impl<'r> Evaluation<'r, '_> {
             match self.ask(id, None) {
                 ProviderOutcome::Verified => verified.push(id),
                 ProviderOutcome::Pending => pending.push(id),
-                ProviderOutcome::Missing
-                | ProviderOutcome::Failed(_)
-                | ProviderOutcome::OtherIssuer(_) => {}
+                ProviderOutcome::Missing | ProviderOutcome::Failed(_) | ProviderOutcome::OtherIssuer(_) => {}
             }
         }
         if pending.is_empty() { Verdict::Allow { verified } } else { Verdict::Pending(pending) }
@@ -325,10 +317,7 @@ mod tests {
                 ),
                 (vec![(A, P)], Verdict::Pending(vec![A])),
                 // Failed(Missing) is read as Missing.
-                (
-                    vec![(A, ProviderOutcome::Failed(AuthnError::Missing))],
-                    Verdict::Deny(AuthnError::Missing),
-                ),
+                (vec![(A, ProviderOutcome::Failed(AuthnError::Missing))], Verdict::Deny(AuthnError::Missing)),
             ],
         );
     }
@@ -420,13 +409,10 @@ mod tests {
             ],
         );
         // Flags only: the strongest flag alone, over every provider.
-        let (verdict, asked) = run(
-            &any(vec![AllowMissing, AllowMissingOrFailed]),
-            &[(A, fail(JwtError::Expired)), (K, V)],
-        );
+        let (verdict, asked) =
+            run(&any(vec![AllowMissing, AllowMissingOrFailed]), &[(A, fail(JwtError::Expired)), (K, V)]);
         assert_eq!((verdict, asked), (allow(&[K]), vec![A, B, C, K, X, Y]));
-        let (verdict, _) =
-            run(&any(vec![AllowMissing, AllowMissing]), &[(A, fail(JwtError::Expired))]);
+        let (verdict, _) = run(&any(vec![AllowMissing, AllowMissing]), &[(A, fail(JwtError::Expired))]);
         assert_eq!(verdict, deny(JwtError::Expired));
     }
 
@@ -467,18 +453,12 @@ mod tests {
                 (vec![], allow(&[])),
                 // Two issuers sharing the Authorization header: the token is A's; the others see a
                 // foreign token where A, which verified everything it found, reads too.
-                (
-                    vec![(A, V), (B, foreign()), (C, foreign()), (X, foreign()), (Y, foreign())],
-                    allow(&[A]),
-                ),
+                (vec![(A, V), (B, foreign()), (C, foreign()), (X, foreign()), (Y, foreign())], allow(&[A])),
                 (
                     vec![(A, fail(JwtError::BadSignature)), (B, foreign()), (C, foreign())],
                     deny(JwtError::BadSignature),
                 ),
-                (
-                    vec![(A, foreign()), (B, foreign()), (C, foreign())],
-                    deny(JwtError::IssuerNotAllowed),
-                ),
+                (vec![(A, foreign()), (B, foreign()), (C, foreign())], deny(JwtError::IssuerNotAllowed)),
                 (vec![(A, foreign()), (B, fail(JwtError::Expired))], deny(JwtError::Expired)),
                 (
                     vec![(A, ProviderOutcome::Failed(AuthnError::Jwt(JwtError::IssuerNotAllowed)))],

@@ -88,7 +88,12 @@ impl ProviderKeys {
         if !host::shared_set(&remote.state_key, &leased.encode(), cas) {
             return None; // another VM took it
         }
-        let call = host::dispatch_get(&remote.jwks.cluster, &remote.jwks.authority, &remote.jwks.path, remote.jwks.timeout);
+        let call = host::dispatch_get(
+            &remote.jwks.cluster,
+            &remote.jwks.authority,
+            &remote.jwks.path,
+            remote.jwks.timeout,
+        );
         if call.is_none() {
             self.fetch_failed(now, "could not dispatch the JWKS request (is the cluster defined?)");
         }
@@ -116,7 +121,16 @@ impl ProviderKeys {
     fn publish(&self, now: u64, parsed: &ParsedJwks, jwks: &[u8]) {
         let Some(remote) = &self.remote else { return };
         for skipped in &parsed.skipped {
-            host::log(LogLevel::Warn, &format!("provider {}: JWKS key #{} (kid {:?}) skipped: {}", self.name, skipped.index, skipped.kid, skipped.reason.reason()));
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "provider {}: JWKS key #{} (kid {:?}) skipped: {}",
+                    self.name,
+                    skipped.index,
+                    skipped.kid,
+                    skipped.reason.reason()
+                ),
+            );
         }
         let published = remote.update_state(|s| {
             let next = s.succeeded(now, &remote.schedule);
@@ -128,7 +142,15 @@ impl ProviderKeys {
             next
         });
         if let Some(state) = published {
-            host::log(LogLevel::Info, &format!("provider {}: published JWKS version {} with {} keys", self.name, state.version, parsed.keys.len()));
+            host::log(
+                LogLevel::Info,
+                &format!(
+                    "provider {}: published JWKS version {} with {} keys",
+                    self.name,
+                    state.version,
+                    parsed.keys.len()
+                ),
+            );
         }
     }
 
@@ -137,7 +159,10 @@ impl ProviderKeys {
         let failed = remote.update_state(|s| s.failed(now, &remote.schedule));
         let retry_in = failed.map_or(0, |s| s.next_fetch_at.saturating_sub(now));
         let keeping = if self.set.is_some() { "keeping the last good keys" } else { "no keys yet" };
-        host::log(LogLevel::Warn, &format!("provider {}: JWKS fetch failed: {why}; {keeping}; retry in {retry_in} ms", self.name));
+        host::log(
+            LogLevel::Warn,
+            &format!("provider {}: JWKS fetch failed: {why}; {keeping}; retry in {retry_in} ms", self.name),
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 use super::keys::ProviderKeys;
 use crate::authn::{self, Decision, Request};
 use crate::config::{Config, ProviderId};
+use crate::crypto::{Crypto, RustCrypto};
 
 pub struct Vm {
     pub config: Config,
@@ -15,6 +16,8 @@ pub struct Vm {
     /// After this (Unix ms) the startup hold is over: a request that finds no keys is answered 503
     /// at once instead of waiting.
     pub startup_hold_ends: u64,
+    /// The signature backend.
+    pub crypto: Box<dyn Crypto>,
 }
 
 #[derive(Clone, Copy)]
@@ -28,7 +31,14 @@ impl Vm {
     pub fn new(config: Config, now: u64) -> Vm {
         let keys = config.providers.iter().map(|p| ProviderKeys::new(&p.name, &p.keys)).collect();
         let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
-        Vm { config, keys, held: Vec::new(), calls: Vec::new(), startup_hold_ends: now.saturating_add(hold) }
+        Vm {
+            config,
+            keys,
+            held: Vec::new(),
+            calls: Vec::new(),
+            startup_hold_ends: now.saturating_add(hold),
+            crypto: Box::new(RustCrypto),
+        }
     }
 
     pub fn hold_timeout_ms(&self) -> u64 {
@@ -37,8 +47,9 @@ impl Vm {
 
     pub fn decide(&self, headers: &[(String, String)], now_ms: u64, hold_expired: bool) -> Decision {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        let keys = |id: ProviderId| self.keys.get(id).map_or(authn::KeyState::Unavailable, ProviderKeys::state);
-        authn::decide(&self.config, &keys, &Request { headers, hold_expired, now })
+        let keys =
+            |id: ProviderId| self.keys.get(id).map_or(authn::KeyState::Unavailable, ProviderKeys::state);
+        authn::decide(&self.config, &keys, self.crypto.as_ref(), &Request { headers, hold_expired, now })
     }
 
     pub fn forget(&mut self, context_id: u32) {

@@ -18,25 +18,16 @@ pub fn load(file: &str) -> Option<Value> {
     match std::fs::read(&path) {
         Ok(bytes) => {
             let vectors: Value = serde_json::from_slice(&bytes).unwrap();
-            assert_eq!(
-                vectors["numberOfTests"].as_u64(),
-                Some(tests(&vectors).count() as u64),
-                "{file}"
-            );
+            assert_eq!(vectors["numberOfTests"].as_u64(), Some(tests(&vectors).count() as u64), "{file}");
             Some(vectors)
         }
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!(
-                "CI=true and no Wycheproof vectors at {}: {e}",
-                path.display()
-            )
+            panic!("CI=true and no Wycheproof vectors at {}: {e}", path.display())
         }
         Err(e) => {
             // Straight to stderr, past the test harness's capture: a skip must not be silent.
-            let why = format!(
-                "SKIPPED: no Wycheproof vectors at {} ({e}); set WYCHEPROOF_DIR\n",
-                path.display()
-            );
+            let why =
+                format!("SKIPPED: no Wycheproof vectors at {} ({e}); set WYCHEPROOF_DIR\n", path.display());
             let _ = std::io::stderr().write_all(why.as_bytes());
             None
         }
@@ -48,17 +39,12 @@ pub fn groups(vectors: &Value) -> &[Value] {
 }
 
 pub fn tests(vectors: &Value) -> impl Iterator<Item = &Value> {
-    groups(vectors)
-        .iter()
-        .flat_map(|g| g["tests"].as_array().unwrap())
+    groups(vectors).iter().flat_map(|g| g["tests"].as_array().unwrap())
 }
 
 pub fn hex(text: &str) -> Vec<u8> {
     assert!(text.len().is_multiple_of(2), "odd hex length");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
 /// A test case's expected verdict. Wycheproof's "acceptable" marks legacy leniency; this verifier
