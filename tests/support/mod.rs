@@ -115,11 +115,21 @@ impl Stack {
         concurrency: u32,
         config: impl FnOnce(u16, u16) -> EnvoyConfig,
     ) -> Option<Stack> {
+        Stack::start_on(filter, JwksServer::new(jwks_body), concurrency, config)
+    }
+
+    /// As `start_with`, with a JWKS server the test prepared (e.g. `JwksServer::reserve()`, for an
+    /// identity provider that comes up late).
+    pub fn start_on(
+        filter: Filter,
+        jwks: JwksServer,
+        concurrency: u32,
+        config: impl FnOnce(u16, u16) -> EnvoyConfig,
+    ) -> Option<Stack> {
         require_envoy()?;
         if filter == Filter::Wasm {
             require_wasm()?;
         }
-        let jwks = JwksServer::new(jwks_body);
         let upstream = EchoUpstream::new();
         let yaml = config(jwks.port(), upstream.port()).yaml(filter);
         let envoy = Envoy::start(&yaml, concurrency);
@@ -129,5 +139,11 @@ impl Stack {
     /// GET through Envoy, with an optional bearer token.
     pub fn get(&self, path: &str, bearer: Option<&str>) -> http::Response {
         http::get(self.envoy.port(), path, bearer)
+    }
+
+    /// GET through Envoy with exactly these extra headers (repeats allowed, sent in order).
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> http::Response {
+        http::request(self.envoy.port(), "GET", path, headers)
+            .unwrap_or_else(|e| panic!("GET {path} on port {}: {e}", self.envoy.port()))
     }
 }

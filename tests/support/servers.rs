@@ -23,6 +23,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, by `Content-Length` (chunked bodies are not read).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -214,7 +216,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads a request head (and skips a `Content-Length` body); `None` if the client sent none.
+/// Reads a request head and its `Content-Length` body; `None` if the client sent none.
 fn read_request(stream: &TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -231,9 +233,9 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let request = Request { method, path, headers };
+    let mut request = Request { method, path, headers, body: Vec::new() };
     let length: u64 = request.header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let _ = io::copy(&mut reader.take(length), &mut io::sink());
+    let _ = reader.take(length).read_to_end(&mut request.body);
     Some(request)
 }
 
@@ -396,8 +398,8 @@ impl JwksServer {
     }
 }
 
-/// An upstream that answers 200 with `{"method", "path", "headers": {name: [values]}}` of the
-/// request it got, so a test sees exactly which headers passed the filter.
+/// An upstream that answers 200 with `{"method", "path", "headers": {name: [values]}, "body"}` of
+/// the request it got (the body as lossy UTF-8), so a test sees exactly what passed the filter.
 pub struct EchoUpstream {
     server: HttpServer,
 }
@@ -435,6 +437,11 @@ fn echo(request: &Request) -> Reply {
     for (name, value) in &request.headers {
         headers.entry(name).or_default().push(value);
     }
-    let body = serde_json::json!({"method": request.method, "path": request.path, "headers": headers});
+    let body = serde_json::json!({
+        "method": request.method,
+        "path": request.path,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&request.body),
+    });
     Reply::Answer { status: 200, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
 }
