@@ -82,6 +82,10 @@ pub fn decide<'k>(
     request: &Request<'_>,
 ) -> Decision {
     let mut mutations = Mutations { remove: output_headers(config), set: Vec::new() };
+    // A preflight carries no credentials: jwt_authn lets it through whatever the rule requires.
+    if config.bypass_cors_preflight && is_cors_preflight(request) {
+        return Decision::Allow(mutations);
+    }
     let Some(requirement) = config.rule_for(request.path()).and_then(|r: &Rule| r.requires.as_ref()) else {
         return Decision::Allow(mutations);
     };
@@ -99,9 +103,18 @@ pub fn decide<'k>(
             }
             Decision::Allow(mutations)
         }
-        Verdict::Deny(error) => Decision::Deny(reply(error, request)),
+        Verdict::Deny(error) => Decision::Deny(reply(error, request, config.strip_failure_response)),
         Verdict::Pending(_) => Decision::Wait,
     }
+}
+
+/// A CORS preflight as jwt_authn sees one: OPTIONS with a non-empty `Origin` and
+/// `Access-Control-Request-Method`.
+fn is_cors_preflight(request: &Request<'_>) -> bool {
+    let present = |name| request.header(name).is_some_and(|v| !v.is_empty());
+    request.header(":method") == Some("OPTIONS")
+        && present("origin")
+        && present("access-control-request-method")
 }
 
 /// Every header a provider writes upstream: always removed from the client's request first, so the
@@ -274,9 +287,10 @@ fn claim_header_value(value: &serde_json::Value) -> Option<String> {
     (!text.chars().any(char::is_control)).then_some(text)
 }
 
-/// The local answer for a failure: 401 (403 for audience) with an RFC 6750 challenge, or 503 when
-/// keys are unavailable (the client did nothing wrong).
-fn reply(error: AuthnError, request: &Request<'_>) -> Reply {
+/// The local answer for a failure: 401 (403 for audience) with an RFC 6750 challenge, or the
+/// status alone when `strip` (`strip_failure_response`); or 503 when keys are unavailable (the
+/// client did nothing wrong, and is told when to retry).
+fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
     let realm = realm(request);
     let reason = error.reason();
     let (status, challenge) = match error {
@@ -295,6 +309,9 @@ fn reply(error: AuthnError, request: &Request<'_>) -> Reply {
         }
         _ => (401, invalid_token(&realm, reason)),
     };
+    if strip {
+        return Reply { status, headers: Vec::new(), body: String::new(), reason };
+    }
     Reply {
         status,
         headers: vec![("www-authenticate".to_owned(), challenge)],

@@ -11,7 +11,7 @@ mod support;
 use serde_json::{Value, json};
 use support::Stack;
 use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER};
-use support::http::Response;
+use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
 
 /// The second provider's issuer: keys inline (`local_jwks`), token in `x-local-jwt`, forwarded.
@@ -204,6 +204,9 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     let only = format!("session={token}");
     let headers = upstream_headers(&stack.get_with("/c", &[("cookie", &only)]));
     assert!(headers.get("cookie").is_none(), "{headers}");
+    // Envoy keeps repeated Cookie headers apart; the filter reads them all and keeps the others.
+    let headers = upstream_headers(&stack.get_with("/c", &[("cookie", "a=1"), ("cookie", &only)]));
+    assert_eq!(headers["cookie"], json!(["a=1"]));
 
     // Tokens in several places must all verify; all are stripped.
     let r = stack.get_with(&format!("/both?access_token={token}"), &[("authorization", &auth)]);
@@ -215,7 +218,7 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     assert_refused(&r, 401, "jwt_bad_signature", "/both", "one good token and one bad");
 
     // Exactly the requests that should pass reached the upstream.
-    assert_eq!(stack.upstream.hits(), 2 + 4 + 1 + 2 + 1);
+    assert_eq!(stack.upstream.hits(), 2 + 4 + 1 + 3 + 1);
     assert_healthy(&stack);
 }
 
@@ -343,5 +346,44 @@ fn every_rule_kind_decides_and_forged_claim_headers_never_reach_the_upstream() {
 
     let passed = cases.iter().filter(|c| matches!(c.3, Pass(..))).count();
     assert_eq!(stack.upstream.hits(), passed, "only the passing requests reach the upstream");
+    assert_healthy(&stack);
+}
+
+/// The two jwt_authn switches of the whole filter: `bypass_cors_preflight` lets a CORS preflight
+/// (OPTIONS with `Origin` and `Access-Control-Request-Method`, which browsers send without
+/// credentials) through whatever the rule requires; `strip_failure_response` answers a refusal
+/// with its status only, without challenge or body.
+#[test]
+fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
+    let mut policy = policy();
+    policy["bypass_cors_preflight"] = json!(true);
+    policy["strip_failure_response"] = json!(true);
+    let Some(stack) = Stack::start(Filter::Wasm, policy, &remote_jwks(), 2) else { return };
+    let preflight = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
+
+    let mut forged = preflight.to_vec();
+    forged.push(("x-jwt-sub", "mallory"));
+    let r = http::request(stack.envoy.port(), "OPTIONS", "/hello", &forged).unwrap();
+    let seen = upstream_headers(&r);
+    assert_eq!(r.json()["method"], "OPTIONS");
+    assert!(seen.get("x-jwt-sub").is_none(), "forged claim header on a bypassed preflight: {seen}");
+
+    // Not a preflight without both headers: the rule applies, and the refusal is bare.
+    let refusals = [
+        ("OPTIONS", &preflight[..1], None, 401),
+        ("OPTIONS", &preflight[1..], None, 401),
+        ("GET", &preflight[..], None, 401),
+        ("GET", &[][..], Some(mint::tamper(&rsa().sign())), 401),
+        ("GET", &[][..], Some(rsa().aud("other.example").sign()), 403),
+    ];
+    for (method, headers, token, status) in refusals {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = headers.to_vec();
+        headers.extend(auth.as_deref().map(|a| ("authorization", a)));
+        let r = http::request(stack.envoy.port(), method, "/hello", &headers).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (status, ""), "{method} {headers:?}");
+        assert_eq!(r.header("www-authenticate"), None, "{method} {headers:?}");
+    }
+    assert_eq!(stack.upstream.hits(), 1);
     assert_healthy(&stack);
 }

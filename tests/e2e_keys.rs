@@ -23,7 +23,8 @@ type Breaker = fn(&mut JwksServer);
 const CACHE: Duration = Duration::from_secs(2);
 const REFRESH: Duration = Duration::from_millis(1800);
 
-/// `corp_policy` (every path but `/healthz` needs a corp token) with these durations.
+/// `corp_policy` (every path but `/healthz` needs a corp token) with these durations, and a
+/// second provider of another issuer with the same JWKS source (so it shares corp's fetches).
 fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
     let mut p = config::corp_policy();
     p["startup_hold_timeout"] = json!(hold);
@@ -31,6 +32,9 @@ fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
     remote["cache_duration"] = json!(cache);
     remote["async_fetch"] = json!({"failed_refetch_duration": failed_refetch});
     remote["http_uri"]["timeout"] = json!("1s");
+    let mut twin = p["providers"]["corp"].clone();
+    twin["issuer"] = json!("https://twin.example");
+    p["providers"]["twin"] = twin;
     p["rules"] = json!([
         {"match": {"prefix": "/healthz"}},
         {"match": {"prefix": "/"}, "requires": {"provider_name": config::PROVIDER}}
@@ -153,7 +157,8 @@ fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes(
     assert!(took > REFRESH / 2, "rotated keys adopted after {took:?}, before the refresh was due");
 
     // 4. One fetch per refresh period for the whole process, not one per worker VM (there are
-    //    four). Counted over a few periods from the first fetch.
+    //    four) nor per provider (two share the source). Counted over a few periods from the
+    //    first fetch.
     thread::sleep((first_fetch + REFRESH * 3 + REFRESH / 2).saturating_duration_since(Instant::now()));
     let (fetches, elapsed) = (stack.jwks.hits(), first_fetch.elapsed());
     let periods = elapsed.as_secs_f64() / REFRESH.as_secs_f64();
