@@ -140,6 +140,14 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
         assert_eq!(headers["x-jwt-payload"], json!([mint::b64(token.payload_json().as_bytes())]), "{alg}");
     }
 
+    // Claim values reach the upstream as they are, unless they could break the header.
+    for (sub, forwarded) in [("ålice 😀", Some("ålice 😀")), ("alice\r\nx-evil: 1", None), ("a\u{0}b", None)]
+    {
+        let headers = upstream_headers(&stack.get("/hello", Some(&rsa().sub(sub).sign())));
+        assert_eq!(headers.get("x-jwt-sub"), forwarded.map(|s| json!([s])).as_ref(), "{sub:?}");
+        assert!(headers.get("x-evil").is_none());
+    }
+
     // Refused tokens: status, challenge and body name the reason.
     let mallory = rsa().sub("mallory").payload_json();
     let refused = [
@@ -217,8 +225,9 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     let r = stack.get_with(&format!("/both?access_token={tampered}"), &[("authorization", &auth)]);
     assert_refused(&r, 401, "jwt_bad_signature", "/both", "one good token and one bad");
 
-    // Exactly the requests that should pass reached the upstream.
-    assert_eq!(stack.upstream.hits(), 2 + 4 + 1 + 3 + 1);
+    // Exactly the requests that should pass reached the upstream: two algorithms, three claim
+    // values, four schemes, one query, three cookies, two places at once.
+    assert_eq!(stack.upstream.hits(), 2 + 3 + 4 + 1 + 3 + 1);
     assert_healthy(&stack);
 }
 

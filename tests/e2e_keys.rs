@@ -92,7 +92,7 @@ fn assert_no_wasm_failures(stack: &Stack) {
 #[test]
 fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes() {
     let Some(mut stack) = Stack::start_on(Filter::Wasm, JwksServer::reserve(), 2, |idp, upstream| {
-        EnvoyConfig::new(policy("2s", "0.2s", "10s"), idp, upstream)
+        EnvoyConfig::new(policy("2s", "0.1s", "10s"), idp, upstream)
     }) else {
         return;
     };
@@ -173,15 +173,17 @@ fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes(
     }
 
     // 5. Failed refreshes keep the last good keys: an error status, a body that is not a JWKS, a
-    //    JWKS without keys, then the server gone (Envoy answers the call 503). Each failure is
+    //    JWKS without keys, no answer at all, then the server gone (Envoy answers the call 503). Each failure is
     //    retried after `failed_refetch_duration` (doubling), and valid tokens pass throughout.
-    let failures: [(&str, Breaker); 4] = [
+    let failures: [(&str, Breaker); 5] = [
         ("JWKS answer status 500", |s| s.set_status(500)),
         ("JWKS is not a JSON object", |s| {
             s.set_status(200);
             s.set_body("<html>maintenance</html>");
         }),
         ("JWKS has no keys", |s| s.set_body(r#"{"keys":[]}"#)),
+        // No answer within `http_uri.timeout`: Envoy answers the call itself.
+        ("JWKS answer status 504", |s| s.set_hang(true)),
         ("JWKS answer status 503", |s| s.stop()),
     ];
     for (why, break_it) in failures {
@@ -199,6 +201,7 @@ fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes(
     // 6. And it recovers: a good answer again publishes a new version.
     let published = log_count(&stack, "published JWKS version");
     stack.jwks.set_body(&jwks(&[(TestKey::RsaA, "rsa-a")]));
+    stack.jwks.set_hang(false);
     stack.jwks.start();
     assert!(wait_until(CACHE * 3, || log_count(&stack, "published JWKS version") > published));
     assert!(wait_until(Duration::from_secs(1), || (0..4).all(|_| passes(&stack, &token_a))));
@@ -212,7 +215,7 @@ fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes(
 fn with_the_idp_down_from_the_start_requests_get_503_after_the_hold() {
     let hold = Duration::from_secs(2);
     let started = Instant::now();
-    let Some(stack) = Stack::start_on(Filter::Wasm, JwksServer::reserve(), 2, |idp, upstream| {
+    let Some(mut stack) = Stack::start_on(Filter::Wasm, JwksServer::reserve(), 2, |idp, upstream| {
         EnvoyConfig::new(policy("600s", "0.2s", "2s"), idp, upstream)
     }) else {
         return;
@@ -256,6 +259,11 @@ fn with_the_idp_down_from_the_start_requests_get_503_after_the_hold() {
     let failed = log_count(&stack, "JWKS fetch failed: JWKS answer status 503; no keys yet");
     let most = 2 + (started.elapsed().as_secs_f64() / 0.2 + 1.0).log2().floor() as usize;
     assert!((1..=most).contains(&failed), "{failed} failed fetches in {:?}", started.elapsed());
+
+    // When it finally comes up, the next retry brings the keys and the same token passes.
+    stack.jwks.set_body(&jwks(&[(TestKey::RsaA, "rsa-a")]));
+    stack.jwks.start();
+    assert!(wait_until(Duration::from_secs(8), || passes(&stack, &valid)), "{}", stack.envoy.log());
     assert_no_wasm_failures(&stack);
 }
 
