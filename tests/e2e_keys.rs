@@ -16,6 +16,8 @@ use support::mint::{TestKey, Token, jwks};
 use support::servers::JwksServer;
 use support::{Stack, wait_until};
 
+const LOCAL_ISSUER: &str = "https://local.example";
+
 /// A way to make the JWKS server's next answer a failed fetch.
 type Breaker = fn(&mut JwksServer);
 
@@ -23,8 +25,9 @@ type Breaker = fn(&mut JwksServer);
 const CACHE: Duration = Duration::from_secs(2);
 const REFRESH: Duration = Duration::from_millis(1800);
 
-/// `corp_policy` (every path but `/healthz` needs a corp token) with these durations, and a
-/// second provider of another issuer with the same JWKS source (so it shares corp's fetches).
+/// `corp_policy` with these durations, a second provider of another issuer with the same JWKS
+/// source (so it shares corp's fetches) and one with inline keys (token in `x-local-jwt`).
+/// `/healthz` is open, `/any` takes a corp or a local token, every other path a corp token.
 fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
     let mut p = config::corp_policy();
     p["startup_hold_timeout"] = json!(hold);
@@ -35,8 +38,15 @@ fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
     let mut twin = p["providers"]["corp"].clone();
     twin["issuer"] = json!("https://twin.example");
     p["providers"]["twin"] = twin;
+    p["providers"]["local"] = json!({
+        "issuer": LOCAL_ISSUER,
+        "local_jwks": {"inline_string": jwks(&[(TestKey::P256B, "local-ec")])},
+        "from_headers": [{"name": "x-local-jwt"}]
+    });
+    let either = json!([{"provider_name": config::PROVIDER}, {"provider_name": "local"}]);
     p["rules"] = json!([
         {"match": {"prefix": "/healthz"}},
+        {"match": {"prefix": "/any"}, "requires": {"requires_any": {"requirements": either}}},
         {"match": {"prefix": "/"}, "requires": {"provider_name": config::PROVIDER}}
     ]);
     p
@@ -243,6 +253,12 @@ fn with_the_idp_down_from_the_start_requests_get_503_after_the_hold() {
         assert!(sent.elapsed() < hold / 2, "{reason} waited {:?}", sent.elapsed());
     }
     assert_eq!(stack.get("/healthz", None).status, 200);
+    // A requirement another provider satisfies does not wait for corp's keys.
+    let local = Token::new("ES256", TestKey::P256B).kid("local-ec").iss(LOCAL_ISSUER).exp_in(60).sign();
+    let sent = Instant::now();
+    let r = stack.get_with("/any", &[("x-local-jwt", &local)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(sent.elapsed() < hold / 2, "requires_any waited {:?}", sent.elapsed());
 
     for h in held {
         let (r, took) = h.join().unwrap();
@@ -253,7 +269,7 @@ fn with_the_idp_down_from_the_start_requests_get_503_after_the_hold() {
     let sent = Instant::now();
     assert_unavailable(&stack.get("/api", Some(&valid)));
     assert!(sent.elapsed() < hold / 2, "held again after the startup hold: {:?}", sent.elapsed());
-    assert_eq!(stack.upstream.hits(), 1, "only /healthz went upstream");
+    assert_eq!(stack.upstream.hits(), 2, "only /healthz and /any went upstream");
     // One fetcher for the process, backing off from 0.2 s: n failures take 0.2·(2^(n-1) - 1) s.
     // (A dead upstream answers in a millisecond: VMs that each fetched would fail many times more.)
     let failed = log_count(&stack, "JWKS fetch failed: JWKS answer status 503; no keys yet");

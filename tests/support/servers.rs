@@ -74,9 +74,25 @@ impl HttpServer {
         Ok(server)
     }
 
-    /// A server with an OS-picked port that is not listening yet: `start` it later.
+    /// A server on a port of `private_ports`, listening at once: safe to `stop` and `start` again.
+    pub fn bind_private(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> io::Result<HttpServer> {
+        let listener = private_ports()
+            .find_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+            .map_or_else(|| TcpListener::bind(("127.0.0.1", 0)), Ok)?;
+        let mut server = HttpServer::idle(listener.local_addr()?.port(), handler);
+        server.run(listener);
+        Ok(server)
+    }
+
+    /// A server on a free port of `private_ports` that is not listening yet: `start` it later.
     pub fn reserve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> io::Result<HttpServer> {
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        let free = private_ports().find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok());
+        let port = match free {
+            Some(port) => port,
+            None => TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port(),
+        };
         Ok(HttpServer::idle(port, handler))
     }
 
@@ -157,6 +173,26 @@ impl HttpServer {
         });
         self.running = Some(Running { stop, thread });
     }
+}
+
+/// Candidate ports below the kernel's ephemeral range, from a random start. A port left free by a
+/// server that is not listening (reserved, or stopped to come back) must not be handed to anyone
+/// else meanwhile: the kernel gives sockets bound to port 0 (other servers, Envoy's listeners, in
+/// this process or in any other test run on the machine) only ephemeral ports, so it never hands
+/// out one of these. With an OS-picked port a test's "not yet up" identity provider was once
+/// another run's live JWKS server.
+fn private_ports() -> impl Iterator<Item = u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral_start.saturating_sub(LOWEST));
+    let start = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    (0..64u64)
+        .filter(move |_| span > 0)
+        .map(move |i| LOWEST + ((start.wrapping_add(i * 7_919)) % span) as u16)
 }
 
 impl Drop for HttpServer {
@@ -285,9 +321,13 @@ pub struct JwksServer {
 }
 
 impl JwksServer {
-    /// Serves `body` with 200 on an OS-picked port.
+    /// Serves `body` with 200 on a free port that no one else is given while it is stopped (see
+    /// `private_ports`).
     pub fn new(body: &str) -> JwksServer {
-        JwksServer::on_port(0, body).unwrap_or_else(|e| panic!("JWKS server: {e}"))
+        let behaviour = JwksServer::behaviour(body);
+        let server = HttpServer::bind_private(JwksServer::handler(&behaviour))
+            .unwrap_or_else(|e| panic!("JWKS server: {e}"));
+        JwksServer { server, behaviour }
     }
 
     /// Serves `body` with 200 on a given port (0: the OS picks).
