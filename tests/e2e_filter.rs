@@ -21,9 +21,9 @@ fn remote_jwks() -> String {
     mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
 }
 
-/// Two providers and a rule of every kind. `corp` reads the three default-style locations (header,
-/// query parameter, cookie) and writes `x-jwt-payload` and `x-jwt-sub`; `local` reads its own
-/// header, forwards its token (`forward: true`) and writes `x-local-sub`.
+/// Two providers and a rule of every kind. `corp` reads a header, a query parameter and a cookie
+/// and writes `x-jwt-payload` and `x-jwt-sub`; `local` reads its own header, parameter and cookie,
+/// forwards its token (`forward: true`) and writes `x-local-sub`.
 fn policy() -> Value {
     let corp = json!({"provider_name": "corp"});
     let local = json!({"provider_name": "local"});
@@ -48,6 +48,8 @@ fn policy() -> Value {
                 "audiences": [AUDIENCE],
                 "local_jwks": {"inline_string": mint::jwks(&[(TestKey::P256B, "local-ec")])},
                 "from_headers": [{"name": "x-local-jwt"}],
+                "from_params": ["local_token"],
+                "from_cookies": ["local_session"],
                 "forward": true,
                 "claim_to_headers": [{"header_name": "x-local-sub", "claim_name": "sub"}]
             }
@@ -201,6 +203,7 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     let echo = stack.get(&format!("/q?x=1&access_token={token}&y=2"), None).json();
     assert_eq!(echo["path"], "/q?x=1&y=2");
     assert_eq!(echo["headers"]["x-jwt-sub"], json!(["alice"]));
+    assert_eq!(stack.get(&format!("/q?access_token={token}"), None).json()["path"], "/q");
     let bad = rsa().exp_in(-120).sign();
     assert_refused(&stack.get(&format!("/q?access_token={bad}"), None), 401, "jwt_expired", "/q", "param");
 
@@ -226,8 +229,8 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     assert_refused(&r, 401, "jwt_bad_signature", "/both", "one good token and one bad");
 
     // Exactly the requests that should pass reached the upstream: two algorithms, three claim
-    // values, four schemes, one query, three cookies, two places at once.
-    assert_eq!(stack.upstream.hits(), 2 + 3 + 4 + 1 + 3 + 1);
+    // values, four schemes, two queries, three cookies, two places at once.
+    assert_eq!(stack.upstream.hits(), 2 + 3 + 4 + 2 + 3 + 1);
     assert_healthy(&stack);
 }
 
@@ -349,11 +352,19 @@ fn every_rule_kind_decides_and_forged_claim_headers_never_reach_the_upstream() {
     assert_missing(&stack.get("//api//x", None), "/api/x", "merged slashes");
     assert_missing(&stack.get("/HEALTHZ", None), "/HEALTHZ", "case");
 
+    // With `forward: true` a token in a query parameter or a cookie stays too.
+    let echo = stack.get(&format!("/any?a=1&local_token={local_token}"), None).json();
+    assert_eq!(echo["path"], format!("/any?a=1&local_token={local_token}"));
+    assert_eq!(echo["headers"]["x-local-sub"], json!(["bob"]));
+    let cookie = format!("local_session={local_token}; a=1");
+    let headers = upstream_headers(&stack.get_with("/any", &[("cookie", &cookie)]));
+    assert_eq!((&headers["cookie"], &headers["x-local-sub"]), (&json!([cookie]), &json!(["bob"])));
+
     // A token header sent twice is refused, even when both copies are the same valid token.
     let r = stack.get_with("/any", &[("x-local-jwt", &local_token), ("x-local-jwt", &local_token)]);
     assert_refused(&r, 401, "jwt_location_repeated", "/any", "repeated x-local-jwt");
 
-    let passed = cases.iter().filter(|c| matches!(c.3, Pass(..))).count();
+    let passed = cases.iter().filter(|c| matches!(c.3, Pass(..))).count() + 2;
     assert_eq!(stack.upstream.hits(), passed, "only the passing requests reach the upstream");
     assert_healthy(&stack);
 }
