@@ -4,7 +4,7 @@
 //! Two Envoys, each covering many checks: `tokens_*` is about one requirement (`provider_name`)
 //! and every way a token can be right or wrong, `routes_*` about every kind of rule and
 //! requirement, and about output headers a client tries to forge. Keys over time are in
-//! `e2e_keys.rs`, refused configurations in `e2e_config.rs`.
+//! `e2e_lifecycle.rs`, refused configurations in `e2e_config.rs`.
 
 mod support;
 
