@@ -19,11 +19,23 @@ use std::rc::Rc;
 /// What the filter knows about a provider's keys at this moment.
 #[derive(Clone, Copy)]
 pub enum KeyState<'a> {
-    Ready(&'a KeySet),
+    /// Keys to verify with, and what a token naming a `kid` they lack may do.
+    Ready(&'a KeySet, UnknownKid),
     /// None yet (first fetch outstanding or failing): the request may wait.
     Pending,
     /// None usable and no point in waiting.
     Unavailable,
+}
+
+/// What a token whose `kid` is not in the key set may do (see `fetch` for the refetch rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKid {
+    /// Refused at once (local keys, or this interval's refetch is spent).
+    Refuse,
+    /// A refetch is under way: wait for it.
+    Wait,
+    /// Ask for a refetch and wait for it.
+    Refetch,
 }
 
 /// What the VM lends the decision: its keys, its signature backend and its token caches.
@@ -38,8 +50,10 @@ pub struct Env<'a> {
 /// (`:path`, `:authority`, ...) are among them, as proxy-wasm gives them.
 pub struct Request<'a> {
     pub headers: &'a [(String, String)],
-    /// When true, providers still waiting for their first keys count as unavailable (the hold is over).
-    pub hold_expired: bool,
+    /// Whether the request may wait for a provider's first keys (else: 503 at once).
+    pub may_wait_for_keys: bool,
+    /// Whether the request may wait for an unknown-`kid` refetch (else: refused at once).
+    pub may_wait_for_kid: bool,
     /// Unix milliseconds.
     pub now_ms: u64,
 }
@@ -82,7 +96,16 @@ pub enum Decision {
     Allow(Mutations),
     Deny(Reply),
     /// Keys for a provider the answer depends on are not there yet: hold the request.
-    Wait,
+    Wait(Wait),
+}
+
+/// Why a request is held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Providers whose key set should be refetched for an unknown `kid` (the shell asks, rate-limited).
+    pub refetch: Vec<ProviderId>,
+    /// The wait is for a `kid` refetch only (bounded by the fetch timeout, not the startup hold).
+    pub for_kid: bool,
 }
 
 /// Seconds a client is told to wait when keys are unavailable.
@@ -109,7 +132,7 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             Decision::Allow(mutations)
         }
         Verdict::Deny(error) => Decision::Deny(reply(error, request)),
-        Verdict::Pending(_) => Decision::Wait,
+        Verdict::Pending(_) => Decision::Wait(checked.wait),
     }
 }
 
@@ -131,6 +154,7 @@ fn output_headers(config: &Config) -> Vec<String> {
 /// Per-request memo of provider checks, keeping the verified tokens for forwarding.
 #[derive(Default)]
 struct Checked {
+    wait: Wait,
     verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
 }
 
@@ -179,9 +203,9 @@ impl Checked {
             }
         }
         if !decoded.is_empty() {
-            let key_set = match (env.keys)(id) {
-                KeyState::Ready(key_set) => key_set,
-                KeyState::Pending if !request.hold_expired => return ProviderOutcome::Pending,
+            let (key_set, unknown_kid) = match (env.keys)(id) {
+                KeyState::Ready(key_set, unknown_kid) => (key_set, unknown_kid),
+                KeyState::Pending if request.may_wait_for_keys => return ProviderOutcome::Pending,
                 KeyState::Pending | KeyState::Unavailable => {
                     return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
                 }
@@ -194,6 +218,15 @@ impl Checked {
                             c.insert_verified(&token.token, Rc::clone(&jwt));
                         }
                         verified.push((token.clone(), jwt));
+                    }
+                    Err(JwtError::UnknownKid)
+                        if request.may_wait_for_kid && unknown_kid != UnknownKid::Refuse =>
+                    {
+                        self.wait.for_kid = true;
+                        if unknown_kid == UnknownKid::Refetch && !self.wait.refetch.contains(&id) {
+                            self.wait.refetch.push(id);
+                        }
+                        return ProviderOutcome::Pending;
                     }
                     Err(e) => {
                         if let Some(c) = cache.as_deref_mut() {

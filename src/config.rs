@@ -56,6 +56,16 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(600);
 /// `async_fetch.failed_refetch_duration` when absent, as jwt_authn.
 pub const DEFAULT_FAILED_REFETCH_DURATION: Duration = Duration::from_secs(1);
+/// Default least freshness of fetched keys, whatever the answer's caching headers say.
+pub const DEFAULT_MIN_CACHE_DURATION: Duration = Duration::from_secs(60);
+/// Default bound on serving keys past their freshness while refreshes fail.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Default least time between refetches caused by unknown `kid`s.
+pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Default largest JWKS answer accepted.
+pub const DEFAULT_MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Largest `max_jwks_bytes` allowed.
+pub const MAX_CONFIGURABLE_JWKS_BYTES: usize = 16 * 1024 * 1024;
 /// Upper bound for `max_token_bytes`: it bounds per-request copies, and no real header is larger.
 pub const MAX_CONFIGURABLE_TOKEN_BYTES: usize = 1024 * 1024;
 /// Why `local_jwks.filename` / `environment_variable` / `watched_directory` cannot work.
@@ -112,7 +122,7 @@ pub struct Provider {
 pub enum KeySource {
     /// An inline JWKS document, parsed at load.
     Local(KeySet),
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
 /// `remote_jwks`, split for `dispatch_http_call`.
@@ -127,6 +137,28 @@ pub struct RemoteJwks {
     pub timeout: Duration,
     pub cache_duration: Duration,
     pub failed_refetch_duration: Duration,
+    /// Extension: the least freshness an answer's caching headers can ask for.
+    pub min_cache_duration: Duration,
+    /// Extension: how long past their freshness keys keep serving while refreshes fail.
+    pub max_stale: Duration,
+    /// Extension: least time between refetches caused by unknown `kid`s.
+    pub unknown_kid_refetch_interval: Duration,
+    /// Extension: largest JWKS answer accepted.
+    pub max_jwks_bytes: usize,
+    /// Extension (`oidc_discovery`): `uri` is then the issuer's discovery document, which names
+    /// the JWKS.
+    pub discovery: Option<Discovery>,
+}
+
+/// OIDC discovery (provider field `oidc_discovery`): the JWKS URI comes from
+/// `<issuer>/.well-known/openid-configuration`, fetched through `RemoteJwks::cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The provider's issuer: the document must name exactly it.
+    pub issuer: String,
+    /// Hosts (`host[:port]`, lower case) the document's `jwks_uri` may point at besides the
+    /// issuer's own.
+    pub allowed_jwks_hosts: Vec<String>,
 }
 
 /// `jwt_cache_config`, resolved. Unlike jwt_authn (no cache unless configured), the cache is on by
@@ -651,7 +683,7 @@ fn parse_provider(
         max_lifetime_seconds: parse_max_lifetime(&mut o)?,
         max_token_bytes,
     };
-    let keys = parse_key_source(&mut o, warnings)?;
+    let keys = parse_key_source(&mut o, policy.issuer.as_deref(), warnings)?;
     let locations = parse_locations(&mut o, max_token_bytes)?;
     let forward_payload_header = match o.non_empty_str("forward_payload_header")? {
         Some(h) => Some(header_name(h, &o.at("forward_payload_header"))?),
@@ -709,13 +741,14 @@ fn parse_max_lifetime(o: &mut Obj) -> Result<Option<u64>> {
     }
 }
 
-fn parse_key_source(o: &mut Obj, warnings: &mut Vec<String>) -> Result<KeySource> {
+fn parse_key_source(o: &mut Obj, issuer: Option<&str>, warnings: &mut Vec<String>) -> Result<KeySource> {
     let path = o.path.clone();
-    match (o.obj("remote_jwks")?, o.obj("local_jwks")?) {
-        (Some(remote), None) => parse_remote_jwks(remote, warnings).map(KeySource::Remote),
-        (None, Some(local)) => parse_local_jwks(local, warnings).map(KeySource::Local),
-        (None, None) => Err(error(path, "set remote_jwks or local_jwks")),
-        (Some(_), Some(_)) => Err(error(path, "set only one of remote_jwks and local_jwks")),
+    match (o.obj("remote_jwks")?, o.obj("local_jwks")?, o.obj("oidc_discovery")?) {
+        (None, Some(local), None) => parse_local_jwks(local, warnings).map(KeySource::Local),
+        (None, None, None) => Err(error(path, "set remote_jwks, local_jwks or oidc_discovery")),
+        (_, Some(_), _) => Err(error(path, "set only one of remote_jwks and local_jwks (or oidc_discovery)")),
+        (remote, None, discovery) => parse_remote_jwks(remote, discovery, issuer, &path, warnings)
+            .map(|r| KeySource::Remote(Box::new(r))),
     }
 }
 
@@ -769,70 +802,162 @@ fn decode_inline_bytes(b64: &str, path: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| error(path, "the decoded JWKS is not UTF-8"))
 }
 
-fn parse_remote_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<RemoteJwks> {
-    let mut http_uri = o.obj("http_uri")?.ok_or_else(|| error(o.at("http_uri"), "required"))?;
-    let uri_path = http_uri.at("uri");
-    let uri = non_empty(http_uri.str("uri")?.unwrap_or(""), &uri_path)?;
-    let (authority, path) = split_uri(uri).ok_or_else(|| {
-        error(&uri_path, "expected an http:// or https:// URL with a host and no user info or fragment")
-    })?;
-    let cluster_path = http_uri.at("cluster");
-    let cluster = non_empty(http_uri.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
-    let timeout = match http_uri.duration("timeout")? {
-        None => DEFAULT_FETCH_TIMEOUT,
-        Some(d) => in_range(
-            d,
-            &http_uri.at("timeout"),
-            Duration::from_millis(1),
-            Duration::from_secs(1 << 32),
-            "expected a positive timeout",
-        )?,
-    };
-    http_uri.finish_all_known()?;
+/// Where a remote key set is fetched from: `remote_jwks.http_uri`, or the discovery document.
+struct Source {
+    uri: String,
+    cluster: String,
+    timeout: Duration,
+    discovery: Option<Discovery>,
+}
 
-    let cache_duration = match o.duration("cache_duration")? {
-        None => DEFAULT_CACHE_DURATION,
-        // jwt_authn's validation range.
-        Some(d) => in_range(
-            d,
-            &o.at("cache_duration"),
-            Duration::from_millis(1),
-            Duration::from_secs(9_000_000_000),
-            "expected at least 1ms and less than 9000000000s",
-        )?,
+fn parse_remote_jwks(
+    remote: Option<Obj>,
+    discovery: Option<Obj>,
+    issuer: Option<&str>,
+    provider_path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<RemoteJwks> {
+    let mut remote = remote;
+    let http_uri = match remote.as_mut() {
+        Some(r) => r.obj("http_uri")?,
+        None => None,
     };
-    let failed_refetch_duration = match o.obj("async_fetch")? {
-        None => DEFAULT_FAILED_REFETCH_DURATION,
-        Some(mut fetch) => {
-            let d = match fetch.duration("failed_refetch_duration")? {
-                None => DEFAULT_FAILED_REFETCH_DURATION,
-                // Below 1ms the identity provider would be hammered while it is down.
-                Some(d) => in_range(
-                    d,
-                    &fetch.at("failed_refetch_duration"),
-                    Duration::from_millis(1),
-                    Duration::MAX,
-                    "expected at least 1ms",
-                )?,
-            };
-            fetch.finish(ASYNC_FETCH_UNUSED, warnings)?;
-            d
+    let source = match (http_uri, discovery) {
+        (Some(http_uri), None) => parse_http_uri(http_uri)?,
+        (None, Some(discovery)) => parse_discovery(discovery, issuer, provider_path)?,
+        (None, None) => return Err(error(format!("{provider_path}.remote_jwks.http_uri"), "required")),
+        (Some(_), Some(_)) => {
+            return Err(error(
+                format!("{provider_path}.oidc_discovery"),
+                "oidc_discovery replaces remote_jwks.http_uri: set only one",
+            ));
         }
     };
-    o.finish(REMOTE_JWKS_UNUSED, warnings)?;
-    Ok(RemoteJwks {
-        uri: uri.to_owned(),
-        cluster,
+    let (authority, path) = split_uri(&source.uri).ok_or_else(|| error(provider_path, "unreachable URI"))?;
+    let mut jwks = RemoteJwks {
+        uri: source.uri,
+        cluster: source.cluster,
         authority,
         path,
+        timeout: source.timeout,
+        cache_duration: DEFAULT_CACHE_DURATION,
+        failed_refetch_duration: DEFAULT_FAILED_REFETCH_DURATION,
+        min_cache_duration: DEFAULT_MIN_CACHE_DURATION,
+        max_stale: DEFAULT_MAX_STALE,
+        unknown_kid_refetch_interval: DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL,
+        max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
+        discovery: source.discovery,
+    };
+    if let Some(remote) = remote {
+        parse_remote_tuning(remote, &mut jwks, warnings)?;
+    }
+    Ok(jwks)
+}
+
+fn parse_http_uri(mut http_uri: Obj) -> Result<Source> {
+    let uri_path = http_uri.at("uri");
+    let uri = non_empty(http_uri.str("uri")?.unwrap_or(""), &uri_path)?;
+    if split_uri(uri).is_none() {
+        return Err(error(
+            &uri_path,
+            "expected an http:// or https:// URL with a host and no user info or fragment",
+        ));
+    }
+    let cluster_path = http_uri.at("cluster");
+    let cluster = non_empty(http_uri.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
+    let timeout = parse_timeout(&mut http_uri)?;
+    http_uri.finish_all_known()?;
+    Ok(Source { uri: uri.to_owned(), cluster, timeout, discovery: None })
+}
+
+/// `oidc_discovery: {cluster, timeout, allowed_jwks_hosts}`: the issuer must be an http(s) URL.
+fn parse_discovery(mut o: Obj, issuer: Option<&str>, provider_path: &str) -> Result<Source> {
+    let issuer_path = format!("{provider_path}.issuer");
+    let issuer = issuer.ok_or_else(|| error(&issuer_path, "oidc_discovery needs the provider's issuer"))?;
+    let uri = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    if split_uri(&uri).is_none() || uri.contains('?') {
+        return Err(error(
+            issuer_path,
+            "oidc_discovery needs an http:// or https:// issuer URL without query",
+        ));
+    }
+    let cluster_path = o.at("cluster");
+    let cluster = non_empty(o.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
+    let timeout = parse_timeout(&mut o)?;
+    let hosts_path = o.at("allowed_jwks_hosts");
+    let allowed_jwks_hosts = o
+        .str_list("allowed_jwks_hosts")?
+        .into_iter()
+        .map(|h| match valid_authority(&h) {
+            true => Ok(h.to_ascii_lowercase()),
+            false => Err(error(&hosts_path, format!("`{h}` is not a host[:port]"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    o.finish_all_known()?;
+    Ok(Source {
+        uri,
+        cluster,
         timeout,
-        cache_duration,
-        failed_refetch_duration,
+        discovery: Some(Discovery { issuer: issuer.to_owned(), allowed_jwks_hosts }),
     })
 }
 
+fn parse_timeout(o: &mut Obj) -> Result<Duration> {
+    match o.duration("timeout")? {
+        None => Ok(DEFAULT_FETCH_TIMEOUT),
+        Some(d) => in_range(
+            d,
+            &o.at("timeout"),
+            Duration::from_millis(1),
+            Duration::from_secs(1 << 32),
+            "expected a positive timeout",
+        ),
+    }
+}
+
+/// The rest of `remote_jwks`: refresh, retry and the key-lifecycle extensions.
+fn parse_remote_tuning(mut o: Obj, jwks: &mut RemoteJwks, warnings: &mut Vec<String>) -> Result<()> {
+    let positive = |o: &mut Obj, key: &'static str, max: Duration, what: &str| -> Result<Option<Duration>> {
+        let path = o.at(key);
+        o.duration(key)?.map(|d| in_range(d, &path, Duration::from_millis(1), max, what)).transpose()
+    };
+    // jwt_authn's validation range.
+    let cache = positive(
+        &mut o,
+        "cache_duration",
+        Duration::from_secs(9_000_000_000),
+        "expected at least 1ms and less than 9000000000s",
+    )?;
+    jwks.cache_duration = cache.unwrap_or(DEFAULT_CACHE_DURATION);
+    if let Some(mut fetch) = o.obj("async_fetch")? {
+        // Below 1ms the identity provider would be hammered while it is down.
+        let retry = positive(&mut fetch, "failed_refetch_duration", Duration::MAX, "expected at least 1ms")?;
+        jwks.failed_refetch_duration = retry.unwrap_or(DEFAULT_FAILED_REFETCH_DURATION);
+        fetch.finish(ASYNC_FETCH_UNUSED, warnings)?;
+    }
+    let any = Duration::MAX;
+    if let Some(d) = positive(&mut o, "min_cache_duration", any, "expected at least 1ms")? {
+        jwks.min_cache_duration = d;
+    }
+    if let Some(d) = o.duration("max_stale")? {
+        jwks.max_stale = d;
+    }
+    if let Some(d) = positive(&mut o, "unknown_kid_refetch_interval", any, "expected at least 1ms")? {
+        jwks.unknown_kid_refetch_interval = d;
+    }
+    let max_path = o.at("max_jwks_bytes");
+    if let Some(n) = o.u32("max_jwks_bytes")? {
+        let n = n as usize;
+        if !(1024..=MAX_CONFIGURABLE_JWKS_BYTES).contains(&n) {
+            return Err(error(max_path, format!("expected 1024 to {MAX_CONFIGURABLE_JWKS_BYTES}")));
+        }
+        jwks.max_jwks_bytes = n;
+    }
+    o.finish(REMOTE_JWKS_UNUSED, warnings)
+}
+
 /// `http(s)://host[:port][/path][?query]` → (`host[:port]`, `/path?query`).
-fn split_uri(uri: &str) -> Option<(String, String)> {
+pub fn split_uri(uri: &str) -> Option<(String, String)> {
     let scheme_end = uri.find("://")?;
     let scheme = uri.get(..scheme_end)?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
@@ -849,7 +974,7 @@ fn split_uri(uri: &str) -> Option<(String, String)> {
 }
 
 /// `host[:port]` with a DNS name, IPv4 or bracketed IPv6 host; user info is refused.
-fn valid_authority(authority: &str) -> bool {
+pub fn valid_authority(authority: &str) -> bool {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !port.contains(']') => (host, Some(port)),
         _ => (authority, None),
@@ -1195,7 +1320,7 @@ mod tests {
         );
         assert_eq!(
             corp.keys,
-            KeySource::Remote(RemoteJwks {
+            KeySource::Remote(Box::new(RemoteJwks {
                 uri: "http://idp.internal/jwks.json".into(),
                 cluster: "idp".into(),
                 authority: "idp.internal".into(),
@@ -1203,7 +1328,12 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 cache_duration: Duration::from_secs(600),
                 failed_refetch_duration: Duration::from_secs(1),
-            })
+                min_cache_duration: DEFAULT_MIN_CACHE_DURATION,
+                max_stale: DEFAULT_MAX_STALE,
+                unknown_kid_refetch_interval: DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL,
+                max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
+                discovery: None,
+            }))
         );
         assert_eq!(
             corp.locations,
@@ -1340,7 +1470,7 @@ mod tests {
             (with("", "max_token_bytes", json!("8192")), "max_token_bytes", "from 1 to"),
             (with(p, "clock_skew_seconds", json!(-1)), "providers.p.clock_skew_seconds", "integer"),
             (with(p, "clock_skew_seconds", json!(4294967296u64)), "providers.p.clock_skew_seconds", "integer"),
-            (with(p, "remote_jwks", Value::Null), "providers.p", "set remote_jwks or local_jwks"),
+            (with(p, "remote_jwks", Value::Null), "providers.p", "set remote_jwks, local_jwks or oidc_discovery"),
             (with(p, "local_jwks", json!({"inline_string": "{}"})), "providers.p", "only one of remote_jwks and local_jwks"),
             (with("/providers/q/local_jwks", "filename", json!("/etc/jwks.json")), "providers.q.local_jwks.filename", "wasm sandbox cannot read"),
             (with("/providers/q", "local_jwks", json!({"environment_variable": "JWKS"})), "providers.q.local_jwks.environment_variable", "vm_config"),
@@ -1533,6 +1663,100 @@ mod tests {
         // inline_bytes: proto JSON bytes, either base64 alphabet.
         let doc = with("/providers/q", "local_jwks", json!({"inline_bytes": "eyJrZXlzIjpbXX0"}));
         assert_eq!(parse(&doc).unwrap().providers[1].keys, KeySource::Local(KeySet::default()));
+    }
+
+    #[test]
+    fn key_lifecycle_fields_and_discovery() {
+        let mut doc = base();
+        let remote = &mut doc["providers"]["p"]["remote_jwks"];
+        remote["min_cache_duration"] = json!("5s");
+        remote["max_stale"] = json!("3600s");
+        remote["unknown_kid_refetch_interval"] = json!("10s");
+        remote["max_jwks_bytes"] = json!(65536);
+        let config = parse(&doc).unwrap();
+        let KeySource::Remote(jwks) = &config.providers[0].keys else { panic!("remote expected") };
+        assert_eq!(
+            (jwks.min_cache_duration, jwks.max_stale, jwks.unknown_kid_refetch_interval, jwks.max_jwks_bytes),
+            (Duration::from_secs(5), Duration::from_secs(3600), Duration::from_secs(10), 65536)
+        );
+
+        let discovery = |issuer: &str, d: Value, remote: Option<Value>| {
+            let mut p = json!({"issuer": issuer, "oidc_discovery": d});
+            if let Some(r) = remote {
+                p["remote_jwks"] = r;
+            }
+            json!({"providers": {"p": p}})
+        };
+        let doc = discovery(
+            "https://idp.example/realms/a/",
+            json!({"cluster": "idp", "timeout": "2s", "allowed_jwks_hosts": ["Keys.Example:8443"]}),
+            Some(json!({"cache_duration": "60s"})),
+        );
+        let config = parse(&doc).unwrap();
+        let KeySource::Remote(jwks) = &config.providers[0].keys else { panic!("remote expected") };
+        assert_eq!(jwks.uri, "https://idp.example/realms/a/.well-known/openid-configuration");
+        assert_eq!(
+            (jwks.authority.as_str(), jwks.path.as_str()),
+            ("idp.example", "/realms/a/.well-known/openid-configuration")
+        );
+        assert_eq!(
+            (jwks.cluster.as_str(), jwks.timeout, jwks.cache_duration),
+            ("idp", Duration::from_secs(2), Duration::from_secs(60))
+        );
+        assert_eq!(
+            jwks.discovery,
+            Some(Discovery {
+                issuer: "https://idp.example/realms/a/".into(),
+                allowed_jwks_hosts: vec!["keys.example:8443".into()]
+            })
+        );
+
+        let cases = [
+            (
+                discovery("https://idp.example", json!({"timeout": "2s"}), None),
+                "providers.p.oidc_discovery.cluster",
+            ),
+            (json!({"providers": {"p": {"oidc_discovery": {"cluster": "idp"}}}}), "providers.p.issuer"),
+            (discovery("urn:example", json!({"cluster": "idp"}), None), "providers.p.issuer"),
+            (discovery("https://idp.example?x", json!({"cluster": "idp"}), None), "providers.p.issuer"),
+            (
+                discovery(
+                    "https://idp.example",
+                    json!({"cluster": "idp"}),
+                    Some(json!({"http_uri": {"uri": "https://x/j", "cluster": "c"}})),
+                ),
+                "providers.p.oidc_discovery",
+            ),
+            (
+                discovery(
+                    "https://idp.example",
+                    json!({"cluster": "idp", "allowed_jwks_hosts": ["a/b"]}),
+                    None,
+                ),
+                "providers.p.oidc_discovery.allowed_jwks_hosts",
+            ),
+            (
+                discovery("https://idp.example", json!({"cluster": "idp", "jwks": 1}), None),
+                "providers.p.oidc_discovery.jwks",
+            ),
+            (
+                json!({"providers": {"p": {"remote_jwks": {"cache_duration": "5s"}}}}),
+                "providers.p.remote_jwks.http_uri",
+            ),
+            (
+                with("/providers/p/remote_jwks", "max_jwks_bytes", json!(10)),
+                "providers.p.remote_jwks.max_jwks_bytes",
+            ),
+            (with("/providers/p/remote_jwks", "max_stale", json!("1h")), "providers.p.remote_jwks.max_stale"),
+            (
+                with("/providers/p/remote_jwks", "unknown_kid_refetch_interval", json!("0s")),
+                "providers.p.remote_jwks.unknown_kid_refetch_interval",
+            ),
+        ];
+        for (doc, field) in cases {
+            let e = parse(&doc).unwrap_err();
+            assert_eq!(e.field, field, "{doc}: {e}");
+        }
     }
 
     #[test]
