@@ -3,6 +3,7 @@
 //! changed, answer it locally, or hold it until keys arrive). The shell only reads the request and
 //! carries the decision out.
 
+use crate::cache::{Cached, TokenCache};
 use crate::config::{Config, Provider, ProviderId, Rule};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
@@ -13,6 +14,7 @@ use crate::requirement::{self, ProviderOutcome, Verdict};
 use crate::verify::{self, VerifiedJwt};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// What the filter knows about a provider's keys at this moment.
 #[derive(Clone, Copy)]
@@ -24,19 +26,31 @@ pub enum KeyState<'a> {
     Unavailable,
 }
 
+/// What the VM lends the decision: its keys, its signature backend and its token caches.
+pub struct Env<'a> {
+    pub keys: &'a dyn Fn(ProviderId) -> KeyState<'a>,
+    pub crypto: &'a dyn Crypto,
+    /// One per provider, by id; an empty slice caches nothing.
+    pub caches: &'a mut [TokenCache],
+}
+
 /// The parts of a request the decision reads. Header names are lower case; pseudo-headers
 /// (`:path`, `:authority`, ...) are among them, as proxy-wasm gives them.
 pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     /// When true, providers still waiting for their first keys count as unavailable (the hold is over).
     pub hold_expired: bool,
-    /// Unix seconds.
-    pub now: i64,
+    /// Unix milliseconds.
+    pub now_ms: u64,
 }
 
 impl Request<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn now_seconds(&self) -> i64 {
+        i64::try_from(self.now_ms / 1000).unwrap_or(i64::MAX)
     }
 
     fn path(&self) -> &str {
@@ -75,19 +89,14 @@ pub enum Decision {
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Decides what to do with one request.
-pub fn decide<'k>(
-    config: &Config,
-    keys: &dyn Fn(ProviderId) -> KeyState<'k>,
-    crypto: &dyn Crypto,
-    request: &Request<'_>,
-) -> Decision {
+pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
     let mut mutations = Mutations { remove: output_headers(config), set: Vec::new() };
     let Some(requirement) = config.rule_for(request.path()).and_then(|r: &Rule| r.requires.as_ref()) else {
         return Decision::Allow(mutations);
     };
     let mut checked = Checked::default();
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
-        checked.outcome(config, keys, crypto, request, id, audiences)
+        checked.outcome(config, env, request, id, audiences)
     });
     match verdict {
         Verdict::Allow { verified } => {
@@ -122,18 +131,18 @@ fn output_headers(config: &Config) -> Vec<String> {
 /// Per-request memo of provider checks, keeping the verified tokens for forwarding.
 #[derive(Default)]
 struct Checked {
-    verified: HashMap<ProviderId, Vec<(FoundToken, VerifiedJwt)>>,
+    verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
 }
 
 impl Checked {
     /// One provider's outcome over every token in its locations, with the precedence
     /// `requirement` documents: a failure, then waiting for keys, then tokens of another issuer,
-    /// then verified. Keys are looked at only for tokens that passed every keyless check.
-    fn outcome<'k>(
+    /// then verified. Keys are looked at only for tokens that passed every keyless check; a token
+    /// in the provider's cache skips the signature (its claims are checked again).
+    fn outcome(
         &mut self,
         config: &Config,
-        keys: &dyn Fn(ProviderId) -> KeyState<'k>,
-        crypto: &dyn Crypto,
+        env: &mut Env<'_>,
         request: &Request<'_>,
         id: ProviderId,
         audiences: Option<&[String]>,
@@ -150,32 +159,52 @@ impl Checked {
             Some(a) => Cow::Owned(Policy { audiences: a.to_vec(), ..provider.policy.clone() }),
             None => Cow::Borrowed(&provider.policy),
         };
+        let now = request.now_seconds();
+        let mut cache = env.caches.get_mut(id);
+        let mut verified = Vec::with_capacity(found.len());
         let mut other_issuer = Vec::new();
-        let mut decoded = Vec::with_capacity(found.len());
+        let mut decoded = Vec::new();
         for token in &found {
-            match verify::decode(&token.token, &policy, request.now) {
-                Ok(d) => decoded.push((token, d)),
-                Err(JwtError::IssuerNotAllowed) => other_issuer.push(token.location.clone()),
-                Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+            match cache.as_deref().and_then(|c| c.get(&token.token, request.now_ms)) {
+                Some(Cached::Verified(jwt)) => match jwt.claims.check(&policy, now) {
+                    Ok(()) => verified.push((token.clone(), jwt)),
+                    Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+                },
+                Some(Cached::Refused(e)) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+                None => match verify::decode(&token.token, &policy, now) {
+                    Ok(d) => decoded.push((token, d)),
+                    Err(JwtError::IssuerNotAllowed) => other_issuer.push(token.location.clone()),
+                    Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+                },
             }
         }
         if !decoded.is_empty() {
-            let key_set = match keys(id) {
+            let key_set = match (env.keys)(id) {
                 KeyState::Ready(key_set) => key_set,
                 KeyState::Pending if !request.hold_expired => return ProviderOutcome::Pending,
                 KeyState::Pending | KeyState::Unavailable => {
                     return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
                 }
             };
-            let mut verified = Vec::with_capacity(decoded.len());
             for (token, d) in decoded {
-                match finish(provider, d, crypto, key_set) {
-                    Ok(jwt) => verified.push((token.clone(), jwt)),
-                    Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+                match finish(provider, d, env.crypto, key_set) {
+                    Ok(jwt) => {
+                        let jwt = Rc::new(jwt);
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.insert_verified(&token.token, Rc::clone(&jwt));
+                        }
+                        verified.push((token.clone(), jwt));
+                    }
+                    Err(e) => {
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.insert_refused(&token.token, e, request.now_ms);
+                        }
+                        return ProviderOutcome::Failed(AuthnError::Jwt(e));
+                    }
                 }
             }
-            self.verified.insert(id, verified);
         }
+        self.verified.insert(id, verified);
         if other_issuer.is_empty() {
             ProviderOutcome::Verified
         } else {
@@ -202,7 +231,7 @@ fn finish(
 /// the payload and claim headers.
 fn forward(
     provider: &Provider,
-    tokens: &[(FoundToken, VerifiedJwt)],
+    tokens: &[(FoundToken, Rc<VerifiedJwt>)],
     request: &Request<'_>,
     m: &mut Mutations,
 ) {

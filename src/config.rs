@@ -19,7 +19,7 @@
 //! | JwtProvider        | algorithms                             | extension (allow-list)        |
 //! | JwtProvider        | payload_in_metadata, header_in_metadata, failed_status_in_metadata, normalize_payload_in_metadata | warning: no dynamic metadata is written (a DENY-style policy reading it sees nothing) |
 //! | JwtProvider        | clear_route_cache                      | warning: routing tuning       |
-//! | JwtProvider        | jwt_cache_config                       | parsed ([`Provider::jwt_cache`]), warning until the cache exists |
+//! | JwtProvider        | jwt_cache_config                       | implemented ([`Provider::jwt_cache`]); on by default here, with the extension `disabled` |
 //! | JwtProvider        | extract_only_without_validation        | rejected: this filter always verifies |
 //! | RemoteJwks         | http_uri, cache_duration, async_fetch.failed_refetch_duration | implemented |
 //! | RemoteJwks         | retry_policy, async_fetch.fast_listener | warning: fetch tuning        |
@@ -103,8 +103,8 @@ pub struct Provider {
     /// jwt_authn `subjects`. When set, the verifier MUST refuse a token whose `sub` is not allowed
     /// by [`StringMatcher::allows`]; parsing it here without enforcing it would weaken a config.
     pub subjects: Option<StringMatcher>,
-    /// jwt_authn `jwt_cache_config`, parsed for the verified-token cache (not implemented yet).
-    pub jwt_cache: Option<JwtCacheConfig>,
+    /// The verified-token cache (jwt_authn `jwt_cache_config`), always resolved.
+    pub jwt_cache: JwtCacheConfig,
 }
 
 /// Where a provider's keys come from.
@@ -129,14 +129,19 @@ pub struct RemoteJwks {
     pub failed_refetch_duration: Duration,
 }
 
-/// `jwt_cache_config`.
+/// `jwt_cache_config`, resolved. Unlike jwt_authn (no cache unless configured), the cache is on by
+/// default; the extension `disabled: true` turns it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JwtCacheConfig {
-    /// Number of tokens; jwt_authn's 0 means its default 100.
-    pub jwt_cache_size: u32,
-    /// Longest token cached; 0 means jwt_authn's default.
-    pub jwt_max_token_size: u32,
+    /// Tokens kept per provider and VM; 0 when disabled. jwt_authn's 0 (proto3 unset) means the
+    /// default.
+    pub jwt_cache_size: usize,
+    /// Longest token kept; 0 (unset) means the provider's `max_token_bytes`.
+    pub jwt_max_token_size: usize,
 }
+
+/// Verified tokens kept per provider and VM by default.
+pub const DEFAULT_JWT_CACHE_SIZE: usize = 1000;
 
 /// Where a provider looks for tokens. Without `from_headers`, `from_params` and `from_cookies`,
 /// jwt_authn's defaults apply: `Authorization: Bearer <token>` and the `access_token` parameter.
@@ -662,7 +667,7 @@ fn parse_provider(
         pad_forward_payload_header: o.bool("pad_forward_payload_header")?,
         claim_to_headers: parse_claim_to_headers(&mut o)?,
         subjects: o.obj("subjects")?.map(|m| parse_string_matcher(m, warnings)).transpose()?,
-        jwt_cache: parse_jwt_cache(&mut o, warnings)?,
+        jwt_cache: parse_jwt_cache(&mut o, max_token_bytes)?,
     };
     o.finish(PROVIDER_UNUSED, warnings)?;
     Ok(provider)
@@ -907,15 +912,18 @@ fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> {
         .collect()
 }
 
-fn parse_jwt_cache(o: &mut Obj, warnings: &mut Vec<String>) -> Result<Option<JwtCacheConfig>> {
-    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(None) };
-    let config = JwtCacheConfig {
-        jwt_cache_size: c.u32("jwt_cache_size")?.unwrap_or(0),
-        jwt_max_token_size: c.u32("jwt_max_token_size")?.unwrap_or(0),
+fn parse_jwt_cache(o: &mut Obj, max_token_bytes: usize) -> Result<JwtCacheConfig> {
+    let resolved = |size: Option<u32>, max: Option<u32>| JwtCacheConfig {
+        jwt_cache_size: size.filter(|n| *n > 0).map_or(DEFAULT_JWT_CACHE_SIZE, |n| n as usize),
+        jwt_max_token_size: max.filter(|n| *n > 0).map_or(max_token_bytes, |n| n as usize),
     };
-    warnings.push(format!("`{}` is ignored for now: verified tokens are not cached yet", c.path));
+    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(resolved(None, None)) };
+    let mut config = resolved(c.u32("jwt_cache_size")?, c.u32("jwt_max_token_size")?);
+    if c.bool("disabled")? {
+        config.jwt_cache_size = 0;
+    }
     c.finish_all_known()?;
-    Ok(Some(config))
+    Ok(config)
 }
 
 fn parse_string_matcher(mut o: Obj, warnings: &mut Vec<String>) -> Result<StringMatcher> {
@@ -1215,7 +1223,8 @@ mod tests {
             corp.claim_to_headers,
             [ClaimToHeader { header_name: "x-jwt-sub".into(), claim_name: "sub".into() }]
         );
-        assert!(corp.subjects.is_none() && corp.jwt_cache.is_none());
+        assert!(corp.subjects.is_none());
+        assert_eq!(corp.jwt_cache, JwtCacheConfig { jwt_cache_size: 1000, jwt_max_token_size: 8192 });
 
         let local = &config.providers[1];
         assert_eq!(local.policy.issuer.as_deref(), Some("https://local.example"));
@@ -1481,7 +1490,6 @@ mod tests {
             [
                 "providers.p.remote_jwks.async_fetch.fast_listener",
                 "providers.p.remote_jwks.retry_policy",
-                "providers.p.jwt_cache_config",
                 "providers.p.payload_in_metadata",
                 "providers.q.local_jwks",
                 "rules[0].match.safe_regex.google_re2.max_program_size",
@@ -1490,8 +1498,13 @@ mod tests {
         );
         assert_eq!(
             config.providers[0].jwt_cache,
-            Some(JwtCacheConfig { jwt_cache_size: 200, jwt_max_token_size: 4096 })
+            JwtCacheConfig { jwt_cache_size: 200, jwt_max_token_size: 4096 }
         );
+        let mut doc = base();
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"disabled": true, "jwt_cache_size": 5});
+        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, 0);
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"jwt_cache_size": 0});
+        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, DEFAULT_JWT_CACHE_SIZE);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod alg;
 pub mod authn;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod crypto;

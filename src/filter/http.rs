@@ -28,7 +28,7 @@ pub enum Outcome {
 pub fn process(vm: &RefCell<Vm>, now_ms: u64, hold_expired: bool) -> Outcome {
     let headers = host::request_headers();
     // The borrow ends before any host call that could re-enter the VM (a local reply runs on_done).
-    let decision = vm.borrow().decide(&headers, now_ms, hold_expired);
+    let decision = vm.borrow_mut().decide(&headers, now_ms, hold_expired);
     match decision {
         Decision::Allow(mutations) => {
             apply(&mutations);

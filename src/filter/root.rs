@@ -28,14 +28,9 @@ impl Root {
     /// Adopts newer keys and starts due fetches. True when some provider's keys changed.
     fn refresh_keys(&self, vm: &RefCell<Vm>, now: u64) -> bool {
         let mut vm = vm.borrow_mut();
-        let mut changed = false;
-        let mut started = Vec::new();
-        for (id, keys) in vm.keys.iter_mut().enumerate() {
-            changed |= keys.sync();
-            if let Some(call) = keys.fetch_if_due(now) {
-                started.push((call, id));
-            }
-        }
+        let changed = vm.sync_keys();
+        let started: Vec<_> =
+            vm.keys.iter().enumerate().filter_map(|(id, keys)| Some((keys.fetch_if_due(now)?, id))).collect();
         vm.calls.extend(started);
         changed
     }

@@ -2,13 +2,16 @@
 //! holds until keys arrive, and the JWKS fetches it has in flight.
 
 use super::keys::ProviderKeys;
-use crate::authn::{self, Decision, Request};
+use crate::authn::{self, Decision, Env, KeyState, Request};
+use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
 use crate::crypto::{Crypto, RustCrypto};
 
 pub struct Vm {
     pub config: Config,
     pub keys: Vec<ProviderKeys>,
+    /// Verified-token caches, by provider; cleared when that provider's keys change.
+    pub caches: Vec<TokenCache>,
     /// Streams of this VM paused until keys arrive (only this VM can resume them).
     pub held: Vec<Held>,
     /// Fetches this VM dispatched: call token → provider.
@@ -30,10 +33,16 @@ pub struct Held {
 impl Vm {
     pub fn new(config: Config, now: u64) -> Vm {
         let keys = config.providers.iter().map(|p| ProviderKeys::new(&p.name, &p.keys)).collect();
+        let caches = config
+            .providers
+            .iter()
+            .map(|p| TokenCache::new(p.jwt_cache.jwt_cache_size, p.jwt_cache.jwt_max_token_size))
+            .collect();
         let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
         Vm {
             config,
             keys,
+            caches,
             held: Vec::new(),
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
@@ -45,11 +54,24 @@ impl Vm {
         u64::try_from(self.config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub fn decide(&self, headers: &[(String, String)], now_ms: u64, hold_expired: bool) -> Decision {
-        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        let keys =
-            |id: ProviderId| self.keys.get(id).map_or(authn::KeyState::Unavailable, ProviderKeys::state);
-        authn::decide(&self.config, &keys, self.crypto.as_ref(), &Request { headers, hold_expired, now })
+    pub fn decide(&mut self, headers: &[(String, String)], now_ms: u64, hold_expired: bool) -> Decision {
+        let Vm { config, keys, caches, crypto, .. } = self;
+        let key_state = |id: ProviderId| keys.get(id).map_or(KeyState::Unavailable, ProviderKeys::state);
+        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches };
+        authn::decide(config, &mut env, &Request { headers, hold_expired, now_ms })
+    }
+
+    /// Adopts newer published keys; a provider whose keys changed forgets its cached tokens.
+    /// True when any provider's keys changed.
+    pub fn sync_keys(&mut self) -> bool {
+        let mut changed = false;
+        for (keys, cache) in self.keys.iter_mut().zip(self.caches.iter_mut()) {
+            if keys.sync() {
+                cache.clear();
+                changed = true;
+            }
+        }
+        changed
     }
 
     pub fn forget(&mut self, context_id: u32) {
