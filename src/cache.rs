@@ -40,6 +40,11 @@ impl TokenCache {
         TokenCache { capacity, max_token_bytes, verified: Bounded::default(), refused: Bounded::default() }
     }
 
+    /// Whether anything is ever kept (`capacity` > 0).
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     pub fn get(&self, token: &str, now_ms: u64) -> Option<Cached> {
         if let Some(jwt) = self.verified.map.get(token) {
             return Some(Cached::Verified(Rc::clone(jwt)));

@@ -12,8 +12,10 @@
 //! |--------------------|----------------------------------------|-------------------------------|
 //! | JwtAuthentication  | providers, rules, requirement_map, bypass_cors_preflight, strip_failure_response | implemented |
 //! | JwtAuthentication  | filter_state_rules                     | rejected: another filter would choose the requirement, so ignoring it changes who is let in |
-//! | JwtAuthentication  | stat_prefix                            | warning: metric names only    |
-//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout  | extensions of this filter     |
+//! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
+//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode | extensions of this filter |
+//! | JwtProvider        | mode, required_claims, required_scopes | extensions of this filter     |
+//! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
 //! | JwtProvider        | algorithms                             | extension (allow-list)        |
@@ -93,6 +95,8 @@ pub struct Config {
     pub bypass_cors_preflight: bool,
     /// jwt_authn: answer failures with a bare 401/403, without the reason in the body.
     pub strip_failure_response: bool,
+    /// jwt_authn `stat_prefix`: the prefix of every metric name, ending in a dot.
+    pub stat_prefix: String,
     /// Accepted jwt_authn fields this filter ignores, one line each (for the load log).
     pub warnings: Vec<String>,
 }
@@ -115,7 +119,34 @@ pub struct Provider {
     pub subjects: Option<StringMatcher>,
     /// The verified-token cache (jwt_authn `jwt_cache_config`), always resolved.
     pub jwt_cache: JwtCacheConfig,
+    /// Extension: `report` verifies and counts but never refuses (top-level `mode` when unset).
+    pub mode: Mode,
+    /// Extension: claims a verified token must carry (all of them), each with one of its values.
+    pub required_claims: Vec<RequiredClaim>,
+    /// Extension: scopes a verified token must grant (all of them), from `scope` or `scp`.
+    pub required_scopes: Vec<String>,
 }
+
+/// Whether failures refuse the request (`enforce`, the default) or are only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Verify and count everything, never refuse; the upstream learns the outcome from the
+    /// `x-jwt-authn-status` header.
+    Report,
+}
+
+/// `required_claims` entry: the claim (dotted path for nested ones) must equal one of `values`,
+/// or, when it is an array, contain one of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequiredClaim {
+    pub name: String,
+    pub values: Vec<Value>,
+}
+
+/// Default metric name prefix.
+pub const DEFAULT_STAT_PREFIX: &str = "jwt_authn_wasm.";
 
 /// Where a provider's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,8 +249,22 @@ impl HeaderLocation {
 pub struct ClaimToHeader {
     /// Lower-case.
     pub header_name: String,
-    /// Dotted path for nested claims, as jwt_authn (`claim.nested.key`).
+    /// Dotted path for nested claims, as jwt_authn (`claim.nested.key`); a top-level claim whose
+    /// name contains dots (`https://example.com/roles`) is found first.
     pub claim_name: String,
+    /// Extension: how the value is written.
+    pub format: ClaimFormat,
+}
+
+/// How a claim becomes a header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimFormat {
+    /// Strings as they are, numbers and booleans as JSON text, arrays of those comma-joined,
+    /// objects as JSON.
+    #[default]
+    Text,
+    /// Always the claim's JSON text.
+    Json,
 }
 
 /// `type.matcher.v3.StringMatcher`, as used by `subjects`.
@@ -357,7 +402,9 @@ impl Config {
             top.duration("startup_hold_timeout")?.unwrap_or(DEFAULT_STARTUP_HOLD_TIMEOUT);
         let bypass_cors_preflight = top.bool("bypass_cors_preflight")?;
         let strip_failure_response = top.bool("strip_failure_response")?;
-        let providers = parse_providers(&mut top, max_token_bytes, &mut warnings)?;
+        let stat_prefix = parse_stat_prefix(&mut top)?;
+        let mode = parse_mode(&mut top)?.unwrap_or_default();
+        let providers = parse_providers(&mut top, max_token_bytes, mode, &mut warnings)?;
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         let requirement_map = parse_requirement_map(&mut top, &names)?;
         let rules = parse_rules(&mut top, &names, &requirement_map, &mut warnings)?;
@@ -369,6 +416,7 @@ impl Config {
             startup_hold_timeout,
             bypass_cors_preflight,
             strip_failure_response,
+            stat_prefix,
             warnings,
         })
     }
@@ -391,10 +439,8 @@ use Decision::{Reject, Warn};
 type Unused = [(&'static str, Decision)];
 
 const NO_METADATA: &str = "this filter writes no dynamic metadata; a policy reading it sees none";
-const JWT_AUTHENTICATION_UNUSED: &Unused = &[
-    ("filter_state_rules", Reject("another filter would choose the requirement; use rules")),
-    ("stat_prefix", Warn("metric names are fixed by this filter")),
-];
+const JWT_AUTHENTICATION_UNUSED: &Unused =
+    &[("filter_state_rules", Reject("another filter would choose the requirement; use rules"))];
 const PROVIDER_UNUSED: &Unused = &[
     ("payload_in_metadata", Warn(NO_METADATA)),
     ("header_in_metadata", Warn(NO_METADATA)),
@@ -650,6 +696,7 @@ fn sorted_members<'a>(top: &mut Obj<'a>, key: &'static str) -> Result<Vec<(&'a S
 fn parse_providers(
     top: &mut Obj,
     max_token_bytes: usize,
+    mode: Mode,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Provider>> {
     sorted_members(top, "providers")?
@@ -657,7 +704,7 @@ fn parse_providers(
         .map(|(name, value)| {
             let path = format!("providers.{name}");
             non_empty(name, "providers")?;
-            parse_provider(name, Obj::new(value, path)?, max_token_bytes, warnings)
+            parse_provider(name, Obj::new(value, path)?, max_token_bytes, mode, warnings)
         })
         .collect()
 }
@@ -668,6 +715,7 @@ fn parse_provider(
     name: &str,
     mut o: Obj,
     max_token_bytes: usize,
+    default_mode: Mode,
     warnings: &mut Vec<String>,
 ) -> Result<Provider> {
     let policy = Policy {
@@ -700,6 +748,9 @@ fn parse_provider(
         claim_to_headers: parse_claim_to_headers(&mut o)?,
         subjects: o.obj("subjects")?.map(|m| parse_string_matcher(m, warnings)).transpose()?,
         jwt_cache: parse_jwt_cache(&mut o, max_token_bytes)?,
+        mode: parse_mode(&mut o)?.unwrap_or(default_mode),
+        required_claims: parse_required_claims(&mut o)?,
+        required_scopes: parse_required_scopes(&mut o)?,
     };
     o.finish(PROVIDER_UNUSED, warnings)?;
     Ok(provider)
@@ -1031,10 +1082,67 @@ fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> {
             let header_name = header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
             let claim_path = c.at("claim_name");
             let claim_name = non_empty(c.str("claim_name")?.unwrap_or(""), &claim_path)?.to_owned();
+            let format = match c.str("format")? {
+                None | Some("text") => ClaimFormat::Text,
+                Some("json") => ClaimFormat::Json,
+                Some(other) => {
+                    return Err(error(
+                        c.at("format"),
+                        format!("expected \"text\" or \"json\", not {other:?}"),
+                    ));
+                }
+            };
             c.finish_all_known()?;
-            Ok(ClaimToHeader { header_name, claim_name })
+            Ok(ClaimToHeader { header_name, claim_name, format })
         })
         .collect()
+}
+
+fn parse_mode(o: &mut Obj) -> Result<Option<Mode>> {
+    match o.str("mode")? {
+        None => Ok(None),
+        Some("enforce") => Ok(Some(Mode::Enforce)),
+        Some("report") => Ok(Some(Mode::Report)),
+        Some(other) => Err(error(o.at("mode"), format!("expected \"enforce\" or \"report\", not {other:?}"))),
+    }
+}
+
+/// `stat_prefix`: metric names start with it (a dot is added); only characters that survive in
+/// Envoy's stat names and Prometheus output.
+fn parse_stat_prefix(o: &mut Obj) -> Result<String> {
+    let Some(prefix) = o.non_empty_str("stat_prefix")? else { return Ok(DEFAULT_STAT_PREFIX.to_owned()) };
+    let prefix = prefix.trim_end_matches('.');
+    let ok = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.".contains(&b));
+    if !ok {
+        return Err(error(o.at("stat_prefix"), "expected letters, digits, `_` and `.`"));
+    }
+    Ok(format!("{prefix}."))
+}
+
+fn parse_required_claims(o: &mut Obj) -> Result<Vec<RequiredClaim>> {
+    o.list("required_claims")?
+        .into_iter()
+        .map(|(path, value)| {
+            let mut c = Obj::new(value, path)?;
+            let name = non_empty(c.str("name")?.unwrap_or(""), &c.at("name"))?.to_owned();
+            let values_path = c.at("values");
+            let values: Vec<Value> = c.list("values")?.into_iter().map(|(_, v)| v.clone()).collect();
+            if values.is_empty() || values.iter().any(|v| v.is_object() || v.is_array() || v.is_null()) {
+                return Err(error(values_path, "expected a non-empty list of strings, numbers or booleans"));
+            }
+            c.finish_all_known()?;
+            Ok(RequiredClaim { name, values })
+        })
+        .collect()
+}
+
+fn parse_required_scopes(o: &mut Obj) -> Result<Vec<String>> {
+    let path = o.at("required_scopes");
+    let scopes = o.str_list("required_scopes")?;
+    match scopes.iter().find(|s| s.contains(' ')) {
+        Some(s) => Err(error(path, format!("a scope has no spaces: {s:?}"))),
+        None => Ok(scopes),
+    }
 }
 
 fn parse_jwt_cache(o: &mut Obj, max_token_bytes: usize) -> Result<JwtCacheConfig> {
@@ -1351,7 +1459,11 @@ mod tests {
         assert_eq!(corp.forward_payload_header.as_deref(), Some("x-jwt-payload"));
         assert_eq!(
             corp.claim_to_headers,
-            [ClaimToHeader { header_name: "x-jwt-sub".into(), claim_name: "sub".into() }]
+            [ClaimToHeader {
+                header_name: "x-jwt-sub".into(),
+                claim_name: "sub".into(),
+                format: ClaimFormat::Text
+            }]
         );
         assert!(corp.subjects.is_none());
         assert_eq!(corp.jwt_cache, JwtCacheConfig { jwt_cache_size: 1000, jwt_max_token_size: 8192 });
@@ -1603,7 +1715,6 @@ mod tests {
     #[test]
     fn warnings_for_ignored_fields() {
         let mut doc = base();
-        doc["stat_prefix"] = json!("jwt");
         let p = &mut doc["providers"]["p"];
         p["payload_in_metadata"] = json!("payload");
         p["header_in_metadata"] = json!(""); // unset: no warning
@@ -1623,7 +1734,6 @@ mod tests {
                 "providers.p.payload_in_metadata",
                 "providers.q.local_jwks",
                 "rules[0].match.safe_regex.google_re2.max_program_size",
-                "stat_prefix",
             ]
         );
         assert_eq!(
@@ -1751,6 +1861,77 @@ mod tests {
             (
                 with("/providers/p/remote_jwks", "unknown_kid_refetch_interval", json!("0s")),
                 "providers.p.remote_jwks.unknown_kid_refetch_interval",
+            ),
+        ];
+        for (doc, field) in cases {
+            let e = parse(&doc).unwrap_err();
+            assert_eq!(e.field, field, "{doc}: {e}");
+        }
+    }
+
+    #[test]
+    fn observability_and_authorization_extensions() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.stat_prefix, "jwt_authn_wasm.");
+        assert!(config.providers.iter().all(|p| p.mode == Mode::Enforce));
+        assert!(
+            config.providers[0].required_claims.is_empty() && config.providers[0].required_scopes.is_empty()
+        );
+
+        let mut doc = base();
+        doc["stat_prefix"] = json!("edge.jwt");
+        doc["mode"] = json!("report");
+        doc["providers"]["q"]["mode"] = json!("enforce");
+        let p = &mut doc["providers"]["p"];
+        p["required_claims"] =
+            json!([{"name": "realm.roles", "values": ["admin", "ops"]}, {"name": "n", "values": [1, true]}]);
+        p["required_scopes"] = json!(["read", "write:all"]);
+        p["claim_to_headers"] =
+            json!([{"header_name": "x-roles", "claim_name": "realm.roles", "format": "json"}]);
+        let config = parse(&doc).unwrap();
+        assert_eq!(config.stat_prefix, "edge.jwt.");
+        let (p, q) = (&config.providers[0], &config.providers[1]);
+        assert_eq!((p.mode, q.mode), (Mode::Report, Mode::Enforce));
+        assert_eq!(
+            p.required_claims[0],
+            RequiredClaim { name: "realm.roles".into(), values: vec![json!("admin"), json!("ops")] }
+        );
+        assert_eq!(p.required_claims[1].values, [json!(1), json!(true)]);
+        assert_eq!(p.required_scopes, ["read", "write:all"]);
+        assert_eq!(p.claim_to_headers[0].format, ClaimFormat::Json);
+
+        let cases = [
+            (with("", "mode", json!("audit")), "mode"),
+            (with("/providers/p", "mode", json!("Report")), "providers.p.mode"),
+            (with("", "stat_prefix", json!("a b")), "stat_prefix"),
+            (
+                with("/providers/p", "required_claims", json!([{"name": "x", "values": []}])),
+                "providers.p.required_claims[0].values",
+            ),
+            (
+                with("/providers/p", "required_claims", json!([{"name": "x", "values": [{"a": 1}]}])),
+                "providers.p.required_claims[0].values",
+            ),
+            (
+                with("/providers/p", "required_claims", json!([{"values": ["a"]}])),
+                "providers.p.required_claims[0].name",
+            ),
+            (
+                with(
+                    "/providers/p",
+                    "required_claims",
+                    json!([{"name": "x", "values": ["a"], "value": "a"}]),
+                ),
+                "providers.p.required_claims[0].value",
+            ),
+            (with("/providers/p", "required_scopes", json!(["a b"])), "providers.p.required_scopes"),
+            (
+                with(
+                    "/providers/p",
+                    "claim_to_headers",
+                    json!([{"header_name": "x", "claim_name": "c", "format": "csv"}]),
+                ),
+                "providers.p.claim_to_headers[0].format",
             ),
         ];
         for (doc, field) in cases {

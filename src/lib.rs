@@ -12,6 +12,7 @@
 
 pub mod alg;
 pub mod authn;
+pub mod authz;
 pub mod cache;
 pub mod claims;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod forward;
 pub mod json;
 pub mod jwks;
 pub mod policy;

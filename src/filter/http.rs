@@ -2,7 +2,8 @@
 
 use super::host;
 use super::vm::{Held, Vm};
-use crate::authn::{Decision, Mutations};
+use crate::authn::Decision;
+use crate::forward::Mutations;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use std::cell::RefCell;

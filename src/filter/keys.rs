@@ -6,7 +6,8 @@
 //! request path never copies or parses a JWKS; each VM parses each version once.
 
 use super::host;
-use crate::authn::{KeyState, UnknownKid};
+use super::metrics::ProviderMetrics;
+use crate::authn::{KeyState, ReadyKeys, UnknownKid};
 use crate::config::{KeySource, RemoteJwks};
 use crate::discovery::{self, MAX_DISCOVERY_BYTES};
 use crate::fetch::{self, FetchState, Freshness, KidRefetch, Schedule};
@@ -46,6 +47,7 @@ pub struct ProviderKeys {
     set: Option<Rc<KeySet>>,
     /// Whether this VM has already warned that it serves stale keys.
     warned_stale: bool,
+    metrics: ProviderMetrics,
 }
 
 struct Remote {
@@ -57,7 +59,7 @@ struct Remote {
 
 impl ProviderKeys {
     /// Local keys are parsed with the config; remote ones start empty and arrive through shared data.
-    pub fn new(name: &str, source: &KeySource) -> ProviderKeys {
+    pub fn new(name: &str, source: &KeySource, metrics: ProviderMetrics) -> ProviderKeys {
         let (remote, set) = match source {
             KeySource::Local(keys) => (None, Some(Rc::new(keys.clone()))),
             KeySource::Remote(jwks) => (Some(Remote::new(jwks)), None),
@@ -69,26 +71,31 @@ impl ProviderKeys {
             version: 0,
             set,
             warned_stale: false,
+            metrics,
         }
     }
 
     /// The keys a request may use now.
     pub fn state(&self, now: u64) -> KeyState<'_> {
-        let (Some(set), Some(remote)) = (&self.set, &self.remote) else {
+        let (Some(keys), Some(remote)) = (&self.set, &self.remote) else {
             return match &self.set {
-                Some(set) => KeyState::Ready(set, UnknownKid::Refuse),
+                Some(keys) => {
+                    KeyState::Ready(ReadyKeys { keys, unknown_kid: UnknownKid::Refuse, stale: false })
+                }
                 None => KeyState::Pending,
             };
         };
-        if self.state.freshness(now, &remote.schedule) == Freshness::Expired {
-            return KeyState::Unavailable;
-        }
+        let stale = match self.state.freshness(now, &remote.schedule) {
+            Freshness::Expired => return KeyState::Unavailable,
+            Freshness::Stale => true,
+            Freshness::Fresh => false,
+        };
         let unknown_kid = match self.state.kid_refetch(now, &remote.schedule) {
             KidRefetch::Allowed => UnknownKid::Refetch,
             KidRefetch::InFlight => UnknownKid::Wait,
             KidRefetch::Spent => UnknownKid::Refuse,
         };
-        KeyState::Ready(set, unknown_kid)
+        KeyState::Ready(ReadyKeys { keys, unknown_kid, stale })
     }
 
     /// How long a request waits for an unknown-`kid` refetch: the fetch and a little more.
@@ -115,6 +122,9 @@ impl ProviderKeys {
         let Some((state, _)) = self.remote.as_ref().and_then(Remote::read_state) else { return false };
         self.state = state;
         self.warn_if_stale(now);
+        if state.has_keys() {
+            self.metrics.age_seconds.record(now.saturating_sub(state.fetched_at) / 1000);
+        }
         let Some(remote) = self.remote.as_ref().filter(|_| state.version != self.version) else {
             return false;
         };
@@ -151,6 +161,7 @@ impl ProviderKeys {
         let asked = remote.update_state(|s| s.ask_kid_refetch(now, &remote.schedule));
         if let Some(state) = asked {
             self.state = state;
+            self.metrics.refetch_unknown_kid.increment();
             host::log(LogLevel::Info, &format!("provider {}: unknown kid, refetching the JWKS", self.name));
         }
     }
@@ -227,6 +238,7 @@ impl ProviderKeys {
             host::shared_set(&remote.keys_key, &value, None);
             Some(next)
         });
+        self.metrics.fetch_success.increment();
         if let Some(state) = published {
             host::log(
                 LogLevel::Info,
@@ -243,6 +255,7 @@ impl ProviderKeys {
 
     fn fetch_failed(&self, now: u64, why: &str) {
         let Some(remote) = &self.remote else { return };
+        self.metrics.fetch_failed.increment();
         let failed = remote.update_state(|s| Some(s.failed(now, &remote.schedule)));
         let retry_in = failed.map_or(0, |s| s.next_fetch_at.saturating_sub(now));
         let keeping = if self.set.is_some() { "keeping the last good keys" } else { "no keys yet" };

@@ -8,6 +8,7 @@
 mod host;
 mod http;
 mod keys;
+mod metrics;
 mod root;
 mod vm;
 

@@ -2,6 +2,7 @@
 //! holds until keys arrive, and the JWKS fetches it has in flight.
 
 use super::keys::{Fetching, ProviderKeys};
+use super::metrics::Metrics;
 use crate::authn::{self, Decision, Env, KeyState, Request, Wait};
 use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
@@ -21,6 +22,9 @@ pub struct Vm {
     pub startup_hold_ends: u64,
     /// The signature backend.
     pub crypto: Box<dyn Crypto>,
+    pub metrics: Metrics,
+    /// Reused for every decision's events (no allocation per request).
+    events: Vec<authn::Event>,
 }
 
 #[derive(Clone, Copy)]
@@ -33,7 +37,13 @@ pub struct Held {
 
 impl Vm {
     pub fn new(config: Config, now: u64) -> Vm {
-        let keys = config.providers.iter().map(|p| ProviderKeys::new(&p.name, &p.keys)).collect();
+        let metrics = Metrics::define(&config);
+        let keys = config
+            .providers
+            .iter()
+            .zip(&metrics.providers)
+            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m))
+            .collect();
         let caches = config
             .providers
             .iter()
@@ -48,6 +58,8 @@ impl Vm {
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
             crypto: Box::new(RustCrypto),
+            metrics,
+            events: Vec::new(),
         }
     }
 
@@ -71,10 +83,18 @@ impl Vm {
             None => (now_ms < self.startup_hold_ends, true),
             Some(deadline) => (now_ms < deadline, now_ms < deadline),
         };
-        let Vm { config, keys, caches, crypto, .. } = self;
+        let Vm { config, keys, caches, crypto, metrics, events, .. } = self;
         let key_state = |id: ProviderId| keys.get(id).map_or(KeyState::Unavailable, |k| k.state(now_ms));
-        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches };
-        authn::decide(config, &mut env, &Request { headers, may_wait_for_keys, may_wait_for_kid, now_ms })
+        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches, events };
+        let decision = authn::decide(
+            config,
+            &mut env,
+            &Request { headers, may_wait_for_keys, may_wait_for_kid, now_ms },
+        );
+        for event in events.drain(..) {
+            metrics.record(event);
+        }
+        decision
     }
 
     /// Adopts newer published keys; a provider whose keys changed forgets its cached tokens.
