@@ -8,6 +8,7 @@
 use super::host;
 use crate::authn::KeyState;
 use crate::config::{KeySource, RemoteJwks};
+use crate::crypto::Crypto;
 use crate::fetch::{FetchState, Schedule};
 use crate::jwks::{KeySet, ParsedJwks};
 use proxy_wasm::types::LogLevel;
@@ -34,10 +35,11 @@ struct Remote {
 }
 
 impl ProviderKeys {
-    /// Local keys are parsed once here; remote ones start empty and arrive through shared data.
-    pub fn new(name: &str, source: &KeySource) -> ProviderKeys {
+    /// Local keys were parsed with the config and are adopted here; remote ones start empty and
+    /// arrive through shared data.
+    pub fn new(name: &str, source: &KeySource, crypto: &dyn Crypto) -> ProviderKeys {
         let (remote, set) = match source {
-            KeySource::Local(keys) => (None, Some(Rc::new(keys.clone()))),
+            KeySource::Local(keys) => (None, Some(adopt(name, keys.clone(), crypto))),
             KeySource::Remote(jwks) => (Some(Remote::new(jwks)), None),
         };
         ProviderKeys { name: name.to_owned(), remote, version: 0, set }
@@ -61,7 +63,7 @@ impl ProviderKeys {
     }
 
     /// Adopts a newer published key set, if any. True when the keys changed.
-    pub fn sync(&mut self) -> bool {
+    pub fn sync(&mut self, crypto: &dyn Crypto) -> bool {
         let Some(remote) = &self.remote else { return false };
         let Some((state, _)) = remote.read_state() else { return false };
         if state.version == self.version {
@@ -72,7 +74,7 @@ impl ProviderKeys {
         match KeySet::parse(jwks) {
             Ok(ParsedJwks { keys, .. }) => {
                 self.version = version;
-                self.set = Some(Rc::new(keys));
+                self.set = Some(adopt(&self.name, keys, crypto));
                 true
             }
             // Only valid sets are published, so this is a torn or foreign value: retry next tick.
@@ -198,6 +200,15 @@ impl Remote {
         }
         None
     }
+}
+
+/// A key set ready to serve: the signature backend checks its keys once, and what it sets aside
+/// is logged.
+fn adopt(provider: &str, mut keys: KeySet, crypto: &dyn Crypto) -> Rc<KeySet> {
+    for note in crypto.prepare_keys(&mut keys) {
+        host::log(LogLevel::Warn, &format!("provider {provider}: {note}"));
+    }
+    Rc::new(keys)
 }
 
 /// Splits a `#keys` value into its version and JWKS document.

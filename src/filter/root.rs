@@ -1,6 +1,7 @@
 //! The root context of one VM: configuration, the tick that keeps keys fresh and finishes held
 //! requests, and the answers to JWKS fetches.
 
+use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
 use super::keys::MAX_JWKS_BYTES;
@@ -27,11 +28,12 @@ impl Root {
 
     /// Adopts newer keys and starts due fetches. True when some provider's keys changed.
     fn refresh_keys(&self, vm: &RefCell<Vm>, now: u64) -> bool {
-        let mut vm = vm.borrow_mut();
+        let mut guard = vm.borrow_mut();
+        let vm = &mut *guard;
         let mut changed = false;
         let mut started = Vec::new();
         for (id, keys) in vm.keys.iter_mut().enumerate() {
-            changed |= keys.sync();
+            changed |= keys.sync(vm.crypto.as_ref());
             if let Some(call) = keys.fetch_if_due(now) {
                 started.push((call, id));
             }
@@ -91,7 +93,15 @@ impl RootContext for Root {
         for warning in &config.warnings {
             host::log(LogLevel::Warn, warning);
         }
-        let vm = Vm::new(config, host::now_ms());
+        let selected = match crypto::select(config.crypto) {
+            Ok(selected) => selected,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
+        host::log(selected.level, &selected.note);
+        let vm = Vm::new(config, host::now_ms(), selected.crypto);
         for keys in &vm.keys {
             keys.create_shared_state();
         }

@@ -4,7 +4,7 @@
 use super::keys::ProviderKeys;
 use crate::authn::{self, Decision, Request};
 use crate::config::{Config, ProviderId};
-use crate::crypto::{Crypto, RustCrypto};
+use crate::crypto::Crypto;
 
 pub struct Vm {
     pub config: Config,
@@ -28,8 +28,9 @@ pub struct Held {
 }
 
 impl Vm {
-    pub fn new(config: Config, now: u64) -> Vm {
-        let keys = config.providers.iter().map(|p| ProviderKeys::new(&p.name, &p.keys)).collect();
+    pub fn new(config: Config, now: u64, crypto: Box<dyn Crypto>) -> Vm {
+        let keys =
+            config.providers.iter().map(|p| ProviderKeys::new(&p.name, &p.keys, crypto.as_ref())).collect();
         let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
         Vm {
             config,
@@ -37,7 +38,7 @@ impl Vm {
             held: Vec::new(),
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
-            crypto: Box::new(RustCrypto),
+            crypto,
         }
     }
 
