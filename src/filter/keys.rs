@@ -9,6 +9,7 @@ use super::host;
 use super::metrics::ProviderMetrics;
 use crate::authn::{KeyState, ReadyKeys, UnknownKid};
 use crate::config::{KeySource, RemoteJwks};
+use crate::crypto::Crypto;
 use crate::discovery::{self, MAX_DISCOVERY_BYTES};
 use crate::fetch::{self, FetchState, Freshness, KidRefetch, Schedule};
 use crate::jwks::{KeySet, ParsedJwks};
@@ -58,10 +59,16 @@ struct Remote {
 }
 
 impl ProviderKeys {
-    /// Local keys are parsed with the config; remote ones start empty and arrive through shared data.
-    pub fn new(name: &str, source: &KeySource, metrics: ProviderMetrics) -> ProviderKeys {
+    /// Local keys were parsed with the config and are adopted here; remote ones start empty and
+    /// arrive through shared data.
+    pub fn new(
+        name: &str,
+        source: &KeySource,
+        metrics: ProviderMetrics,
+        crypto: &dyn Crypto,
+    ) -> ProviderKeys {
         let (remote, set) = match source {
-            KeySource::Local(keys) => (None, Some(Rc::new(keys.clone()))),
+            KeySource::Local(keys) => (None, Some(adopt(name, keys.clone(), crypto))),
             KeySource::Remote(jwks) => (Some(Remote::new(jwks)), None),
         };
         ProviderKeys {
@@ -118,7 +125,7 @@ impl ProviderKeys {
 
     /// Reads the shared record and adopts a newer published key set, if any. True when the keys
     /// changed.
-    pub fn sync(&mut self, now: u64) -> bool {
+    pub fn sync(&mut self, now: u64, crypto: &dyn Crypto) -> bool {
         let Some((state, _)) = self.remote.as_ref().and_then(Remote::read_state) else { return false };
         self.state = state;
         self.warn_if_stale(now);
@@ -133,7 +140,7 @@ impl ProviderKeys {
         match KeySet::parse(jwks) {
             Ok(ParsedJwks { keys, .. }) => {
                 self.version = version;
-                self.set = Some(Rc::new(keys));
+                self.set = Some(adopt(&self.name, keys, crypto));
                 self.warned_stale = false;
                 true
             }
@@ -304,6 +311,15 @@ impl Remote {
         }
         None
     }
+}
+
+/// A key set ready to serve: the signature backend checks its keys once, and what it sets aside
+/// is logged.
+fn adopt(provider: &str, mut keys: KeySet, crypto: &dyn Crypto) -> Rc<KeySet> {
+    for note in crypto.prepare_keys(&mut keys) {
+        host::log(LogLevel::Warn, &format!("provider {provider}: {note}"));
+    }
+    Rc::new(keys)
 }
 
 /// Splits a `#keys` value into its version and JWKS document.

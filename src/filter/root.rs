@@ -1,6 +1,7 @@
 //! The root context of one VM: configuration, the tick that keeps keys fresh and finishes held
 //! requests, and the answers to JWKS fetches.
 
+use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
 use super::keys::Answer;
@@ -102,7 +103,15 @@ impl RootContext for Root {
         for warning in &config.warnings {
             host::log(LogLevel::Warn, warning);
         }
-        let vm = Vm::new(config, host::now_ms());
+        let selected = match crypto::select(config.crypto) {
+            Ok(selected) => selected,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
+        host::log(selected.level, &selected.note);
+        let vm = Vm::new(config, host::now_ms(), selected.crypto);
         for keys in &vm.keys {
             keys.create_shared_state();
         }
