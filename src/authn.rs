@@ -1,37 +1,95 @@
 //! One request's authentication decision, as plain data: which rule applies, which tokens are where,
 //! whether they verify, and what the filter must then do (let the request go on with some headers
-//! changed, answer it locally, or hold it until keys arrive). The shell only reads the request and
-//! carries the decision out.
+//! changed, answer it locally, or hold it until keys arrive). The shell only reads the request,
+//! carries the decision out and turns the decision's events into metrics.
 
-use crate::config::{Config, Provider, ProviderId, Rule};
+use crate::authz;
+use crate::cache::{Cached, TokenCache};
+use crate::config::{Config, Mode, Provider, ProviderId, Requirement};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
+use crate::forward::{self, Mutations, STATUS_HEADER};
 use crate::jwks::KeySet;
 use crate::policy::Policy;
 use crate::requirement::{self, ProviderOutcome, Verdict};
-use crate::verify::{self, VerifiedJwt};
+use crate::verify::{self, Decoded, VerifiedJwt};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// What the filter knows about a provider's keys at this moment.
 #[derive(Clone, Copy)]
 pub enum KeyState<'a> {
-    Ready(&'a KeySet),
+    /// Keys to verify with.
+    Ready(ReadyKeys<'a>),
     /// None yet (first fetch outstanding or failing): the request may wait.
     Pending,
     /// None usable and no point in waiting.
     Unavailable,
 }
 
+#[derive(Clone, Copy)]
+pub struct ReadyKeys<'a> {
+    pub keys: &'a KeySet,
+    /// What a token naming a `kid` these keys lack may do.
+    pub unknown_kid: UnknownKid,
+    /// The keys are past their freshness (refreshes failing), served within `max_stale`.
+    pub stale: bool,
+}
+
+/// What a token whose `kid` is not in the key set may do (see `fetch` for the refetch rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKid {
+    /// Refused at once (local keys, or this interval's refetch is spent).
+    Refuse,
+    /// A refetch is under way: wait for it.
+    Wait,
+    /// Ask for a refetch and wait for it.
+    Refetch,
+}
+
+/// What the VM lends the decision: its keys, its signature backend, its token caches, and a log
+/// of what happened (for metrics).
+pub struct Env<'a> {
+    pub keys: &'a dyn Fn(ProviderId) -> KeyState<'a>,
+    pub crypto: &'a dyn Crypto,
+    /// One per provider, by id; an empty slice caches nothing.
+    pub caches: &'a mut [TokenCache],
+    pub events: &'a mut Vec<Event>,
+}
+
+/// Something worth counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The request may go on (after a requirement).
+    Allowed,
+    /// The request was (or, in report mode, would have been) refused.
+    Denied(AuthnError),
+    /// Report mode let a request through that enforce mode would refuse.
+    Reported,
+    /// A CORS preflight passed without a token.
+    CorsBypassed,
+    /// This provider's tokens all verified.
+    Verified(ProviderId),
+    /// This provider refused a token.
+    Refused(ProviderId, AuthnError),
+    CacheHit(ProviderId),
+    CacheMiss(ProviderId),
+    /// A token verified with keys past their freshness.
+    StaleServed(ProviderId),
+}
+
 /// The parts of a request the decision reads. Header names are lower case; pseudo-headers
-/// (`:path`, `:authority`, ...) are among them, as proxy-wasm gives them.
+/// (`:path`, `:method`, `:authority`, ...) are among them, as proxy-wasm gives them.
 pub struct Request<'a> {
     pub headers: &'a [(String, String)],
-    /// When true, providers still waiting for their first keys count as unavailable (the hold is over).
-    pub hold_expired: bool,
-    /// Unix seconds.
-    pub now: i64,
+    /// Whether the request may wait for a provider's first keys (else: 503 at once).
+    pub may_wait_for_keys: bool,
+    /// Whether the request may wait for an unknown-`kid` refetch (else: refused at once).
+    pub may_wait_for_kid: bool,
+    /// Unix milliseconds.
+    pub now_ms: u64,
 }
 
 impl Request<'_> {
@@ -39,18 +97,20 @@ impl Request<'_> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
+    fn now_seconds(&self) -> i64 {
+        i64::try_from(self.now_ms / 1000).unwrap_or(i64::MAX)
+    }
+
     fn path(&self) -> &str {
         self.header(":path").unwrap_or("/")
     }
-}
 
-/// Header changes for a request that goes on upstream.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Mutations {
-    /// Removed first: configured output headers the client may have forged, and stripped tokens.
-    pub remove: Vec<String>,
-    /// Then set (replacing any value).
-    pub set: Vec<(String, String)>,
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method` (as jwt_authn).
+    fn is_cors_preflight(&self) -> bool {
+        self.header(":method") == Some("OPTIONS")
+            && self.header("origin").is_some()
+            && self.header("access-control-request-method").is_some()
+    }
 }
 
 /// A local answer instead of forwarding.
@@ -59,7 +119,7 @@ pub struct Reply {
     pub status: u32,
     pub headers: Vec<(String, String)>,
     pub body: String,
-    /// The stable reason, for logs and metrics.
+    /// The stable reason, for logs.
     pub reason: &'static str,
 }
 
@@ -68,85 +128,118 @@ pub enum Decision {
     Allow(Mutations),
     Deny(Reply),
     /// Keys for a provider the answer depends on are not there yet: hold the request.
-    Wait,
+    Wait(Wait),
+}
+
+/// Why a request is held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Providers whose key set should be refetched for an unknown `kid` (the shell asks, rate-limited).
+    pub refetch: Vec<ProviderId>,
+    /// The wait is for a `kid` refetch only (bounded by the fetch timeout, not the startup hold).
+    pub for_kid: bool,
 }
 
 /// Seconds a client is told to wait when keys are unavailable.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
-/// Decides what to do with one request.
-pub fn decide<'k>(
-    config: &Config,
-    keys: &dyn Fn(ProviderId) -> KeyState<'k>,
-    crypto: &dyn Crypto,
-    request: &Request<'_>,
-) -> Decision {
-    let mut mutations = Mutations { remove: output_headers(config), set: Vec::new() };
-    // A preflight carries no credentials: jwt_authn lets it through whatever the rule requires.
-    if config.bypass_cors_preflight && is_cors_preflight(request) {
-        return Decision::Allow(mutations);
-    }
-    let Some(requirement) = config.rule_for(request.path()).and_then(|r: &Rule| r.requires.as_ref()) else {
+/// Decides what to do with one request. A `Wait` records no events: the held request is decided
+/// again later and counted then, once.
+pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
+    let mut mutations = Mutations { remove: forward::output_headers(config), set: Vec::new() };
+    let Some(requirement) = config.rule_for(request.path()).and_then(|r| r.requires.as_ref()) else {
         return Decision::Allow(mutations);
     };
+    if config.bypass_cors_preflight && request.is_cors_preflight() {
+        env.events.push(Event::CorsBypassed);
+        return Decision::Allow(mutations);
+    }
+    let events_before = env.events.len();
     let mut checked = Checked::default();
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
-        checked.outcome(config, keys, crypto, request, id, audiences)
+        checked.outcome(config, env, request, id, audiences)
     });
+    let report = reports(requirement, &config.providers);
     match verdict {
         Verdict::Allow { verified } => {
+            env.events.push(Event::Allowed);
             for id in verified {
                 if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id))
                 {
-                    forward(provider, tokens, request, &mut mutations);
+                    forward::forward(provider, tokens, request.headers, &mut mutations);
                 }
+            }
+            if report {
+                mutations.set.push((STATUS_HEADER.to_owned(), "ok".to_owned()));
             }
             Decision::Allow(mutations)
         }
-        Verdict::Deny(error) => Decision::Deny(reply(error, request, config.strip_failure_response)),
-        Verdict::Pending(_) => Decision::Wait,
-    }
-}
-
-/// A CORS preflight as jwt_authn sees one: OPTIONS with a non-empty `Origin` and
-/// `Access-Control-Request-Method`.
-fn is_cors_preflight(request: &Request<'_>) -> bool {
-    let present = |name| request.header(name).is_some_and(|v| !v.is_empty());
-    request.header(":method") == Some("OPTIONS")
-        && present("origin")
-        && present("access-control-request-method")
-}
-
-/// Every header a provider writes upstream: always removed from the client's request first, so the
-/// upstream can trust whatever value it sees.
-fn output_headers(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for p in &config.providers {
-        let claim_headers = p.claim_to_headers.iter().map(|c| &c.header_name);
-        for name in p.forward_payload_header.iter().chain(claim_headers) {
-            if !names.contains(name) {
-                names.push(name.clone());
+        Verdict::Deny(error) => {
+            env.events.push(Event::Denied(error));
+            if report {
+                env.events.push(Event::Reported);
+                mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
+                return Decision::Allow(mutations);
             }
+            Decision::Deny(reply(error, request, config.strip_failure_response))
+        }
+        Verdict::Pending(_) => {
+            env.events.truncate(events_before);
+            Decision::Wait(checked.wait)
         }
     }
-    names
 }
 
-/// Per-request memo of provider checks, keeping the verified tokens for forwarding.
+/// Whether a requirement only reports: every provider it may ask is in report mode. Decided from
+/// the requirement, not from the providers a request happened to ask: `requires_all` stops at the
+/// first denial, and a report provider's denial must not let through a request that an enforcing
+/// provider later in the list was never asked about.
+fn reports(requirement: &Requirement, providers: &[Provider]) -> bool {
+    let all_report = || !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
+    match requirement {
+        Requirement::Provider { id, .. } => providers.get(*id).is_some_and(|p| p.mode == Mode::Report),
+        Requirement::All(children) => children.iter().all(|c| reports(c, providers)),
+        // In `requires_any`, allow_missing(_or_failed) children are flags that ask no provider,
+        // unless they are all there is (see `requirement`).
+        Requirement::Any(children) => {
+            let mut regular = children.iter().filter(|c| !is_flag(c)).peekable();
+            match regular.peek() {
+                Some(_) => regular.all(|c| reports(c, providers)),
+                None => all_report(),
+            }
+        }
+        Requirement::AllowMissing | Requirement::AllowMissingOrFailed => all_report(),
+    }
+}
+
+fn is_flag(requirement: &Requirement) -> bool {
+    matches!(requirement, Requirement::AllowMissing | Requirement::AllowMissingOrFailed)
+}
+
+/// Per-request memo of provider checks: the verified tokens for forwarding, and what a held
+/// request waits for.
 #[derive(Default)]
 struct Checked {
-    verified: HashMap<ProviderId, Vec<(FoundToken, VerifiedJwt)>>,
+    wait: Wait,
+    verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
+}
+
+/// Tokens of one provider sorted by the keyless checks.
+#[derive(Default)]
+struct Triage<'t> {
+    verified: Vec<(FoundToken, Rc<VerifiedJwt>)>,
+    other_issuer: Vec<Location>,
+    decoded: Vec<(&'t FoundToken, Decoded<'t>)>,
 }
 
 impl Checked {
     /// One provider's outcome over every token in its locations, with the precedence
     /// `requirement` documents: a failure, then waiting for keys, then tokens of another issuer,
-    /// then verified. Keys are looked at only for tokens that passed every keyless check.
-    fn outcome<'k>(
+    /// then verified.
+    fn outcome(
         &mut self,
         config: &Config,
-        keys: &dyn Fn(ProviderId) -> KeyState<'k>,
-        crypto: &dyn Crypto,
+        env: &mut Env<'_>,
         request: &Request<'_>,
         id: ProviderId,
         audiences: Option<&[String]>,
@@ -157,171 +250,150 @@ impl Checked {
         let found = match extract::extract(&provider.locations, request.headers, request.path()) {
             Ok(found) if found.is_empty() => return ProviderOutcome::Missing,
             Ok(found) => found,
-            Err(e) => return ProviderOutcome::Failed(e),
+            Err(e) => return refused(env, id, e),
         };
         let policy = match audiences {
             Some(a) => Cow::Owned(Policy { audiences: a.to_vec(), ..provider.policy.clone() }),
             None => Cow::Borrowed(&provider.policy),
         };
-        let mut other_issuer = Vec::new();
-        let mut decoded = Vec::with_capacity(found.len());
-        for token in &found {
-            match verify::decode(&token.token, &policy, request.now) {
-                Ok(d) => decoded.push((token, d)),
-                Err(JwtError::IssuerNotAllowed) => other_issuer.push(token.location.clone()),
-                Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
+        let mut triage = match triage(env, request, id, &policy, &found) {
+            Ok(triage) => triage,
+            Err(e) => return refused(env, id, e),
+        };
+        if !triage.decoded.is_empty() {
+            let outcome = self.verify_signatures(provider, env, request, id, &mut triage);
+            if let Some(outcome) = outcome {
+                return outcome;
             }
         }
-        if !decoded.is_empty() {
-            let key_set = match keys(id) {
-                KeyState::Ready(key_set) => key_set,
-                KeyState::Pending if !request.hold_expired => return ProviderOutcome::Pending,
-                KeyState::Pending | KeyState::Unavailable => {
-                    return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
-                }
-            };
-            let mut verified = Vec::with_capacity(decoded.len());
-            for (token, d) in decoded {
-                match finish(provider, d, crypto, key_set) {
-                    Ok(jwt) => verified.push((token.clone(), jwt)),
-                    Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
-                }
-            }
-            self.verified.insert(id, verified);
-        }
-        if other_issuer.is_empty() {
+        self.verified.insert(id, triage.verified);
+        if triage.other_issuer.is_empty() {
+            env.events.push(Event::Verified(id));
             ProviderOutcome::Verified
         } else {
-            ProviderOutcome::OtherIssuer(other_issuer)
+            ProviderOutcome::OtherIssuer(triage.other_issuer)
         }
     }
-}
 
-/// The signature, then the provider's `subjects` (jwt_authn checks it on the verified token).
-fn finish(
-    provider: &Provider,
-    decoded: verify::Decoded<'_>,
-    crypto: &dyn Crypto,
-    keys: &KeySet,
-) -> Result<VerifiedJwt, JwtError> {
-    let jwt = decoded.check_signature(crypto, keys)?;
-    match &provider.subjects {
-        Some(subjects) if !subjects.allows(jwt.claims.sub.as_deref()) => Err(JwtError::SubjectNotAllowed),
-        _ => Ok(jwt),
+    /// The signature and the provider's claim requirements for tokens that passed the keyless
+    /// checks; `None` when all verified (moved into `triage.verified`).
+    fn verify_signatures(
+        &mut self,
+        provider: &Provider,
+        env: &mut Env<'_>,
+        request: &Request<'_>,
+        id: ProviderId,
+        triage: &mut Triage<'_>,
+    ) -> Option<ProviderOutcome> {
+        let ready = match (env.keys)(id) {
+            KeyState::Ready(ready) => ready,
+            KeyState::Pending if request.may_wait_for_keys => return Some(ProviderOutcome::Pending),
+            KeyState::Pending | KeyState::Unavailable => {
+                return Some(refused(env, id, AuthnError::KeysUnavailable));
+            }
+        };
+        for (token, decoded) in std::mem::take(&mut triage.decoded) {
+            let result = decoded
+                .check_signature(env.crypto, ready.keys)
+                .and_then(|jwt| authz::check(provider, &jwt.claims).map(|()| Rc::new(jwt)));
+            let cache = env.caches.get_mut(id);
+            match result {
+                Ok(jwt) => {
+                    if let Some(c) = cache {
+                        c.insert_verified(&token.token, Rc::clone(&jwt));
+                    }
+                    if ready.stale {
+                        env.events.push(Event::StaleServed(id));
+                    }
+                    triage.verified.push((token.clone(), jwt));
+                }
+                Err(JwtError::UnknownKid)
+                    if request.may_wait_for_kid && ready.unknown_kid != UnknownKid::Refuse =>
+                {
+                    self.wait.for_kid = true;
+                    if ready.unknown_kid == UnknownKid::Refetch && !self.wait.refetch.contains(&id) {
+                        self.wait.refetch.push(id);
+                    }
+                    return Some(ProviderOutcome::Pending);
+                }
+                Err(e) => {
+                    if let Some(c) = cache {
+                        c.insert_refused(&token.token, e, request.now_ms);
+                    }
+                    return Some(refused(env, id, AuthnError::Jwt(e)));
+                }
+            }
+        }
+        None
     }
 }
 
-/// Header changes for a provider whose tokens verified: strip the tokens unless `forward`, then
-/// the payload and claim headers.
-fn forward(
-    provider: &Provider,
-    tokens: &[(FoundToken, VerifiedJwt)],
+/// Sorts a provider's tokens without keys: cached ones (claims checked again), tokens of another
+/// issuer, and decoded ones whose signature is still to check. Any other failure refuses.
+fn triage<'t>(
+    env: &mut Env<'_>,
     request: &Request<'_>,
-    m: &mut Mutations,
-) {
-    for (found, jwt) in tokens {
-        if !provider.forward {
-            strip(&found.location, request, m);
-        }
-        if let Some(name) = &provider.forward_payload_header {
-            m.set.push((
-                name.clone(),
-                payload_header_value(&jwt.payload_b64, provider.pad_forward_payload_header),
-            ));
-        }
-        for c in &provider.claim_to_headers {
-            if let Some(value) = jwt.claims.all.get(&c.claim_name).and_then(claim_header_value) {
-                m.set.push((c.header_name.clone(), value));
+    id: ProviderId,
+    policy: &Policy,
+    found: &'t [FoundToken],
+) -> Result<Triage<'t>, AuthnError> {
+    let now = request.now_seconds();
+    let mut triage = Triage::default();
+    let cache = env.caches.get(id).filter(|c| c.enabled());
+    for token in found {
+        match cache.map(|c| c.get(&token.token, request.now_ms)) {
+            Some(Some(Cached::Verified(jwt))) => {
+                env.events.push(Event::CacheHit(id));
+                jwt.claims.check(policy, now)?;
+                triage.verified.push((token.clone(), jwt));
+                continue;
             }
-        }
-    }
-}
-
-fn strip(location: &Location, request: &Request<'_>, m: &mut Mutations) {
-    match location {
-        Location::Header(name) => m.remove.push(name.clone()),
-        Location::Param(name) => {
-            let path =
-                extract::strip_param(&current(m, ":path").unwrap_or_else(|| request.path().to_owned()), name);
-            m.set.push((":path".to_owned(), path));
-        }
-        Location::Cookie(name) => {
-            let cookies = current(m, "cookie").or_else(|| {
-                let all: Vec<&str> =
-                    request.headers.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_str()).collect();
-                Some(all.join("; "))
-            });
-            m.remove.push("cookie".to_owned());
-            m.set.retain(|(n, _)| n != "cookie");
-            if let Some(rest) = cookies.and_then(|c| extract::strip_cookie(&c, name)) {
-                m.set.push(("cookie".to_owned(), rest));
+            Some(Some(Cached::Refused(e))) => {
+                env.events.push(Event::CacheHit(id));
+                return Err(AuthnError::Jwt(e));
             }
+            Some(None) => env.events.push(Event::CacheMiss(id)),
+            None => {}
+        }
+        match verify::decode(&token.token, policy, now) {
+            Ok(d) => triage.decoded.push((token, d)),
+            Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location.clone()),
+            Err(e) => return Err(AuthnError::Jwt(e)),
         }
     }
+    Ok(triage)
 }
 
-/// The value a header will have after the mutations so far, if they set it.
-fn current(m: &Mutations, name: &str) -> Option<String> {
-    m.set.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome {
+    env.events.push(Event::Refused(id, e));
+    ProviderOutcome::Failed(e)
 }
 
-fn payload_header_value(payload_b64: &str, pad: bool) -> String {
-    let mut value = payload_b64.to_owned();
-    if pad {
-        while !value.len().is_multiple_of(4) {
-            value.push('=');
-        }
-    }
-    value
-}
-
-/// A claim as a header value: strings as they are, numbers and booleans as JSON text; other
-/// values are not forwarded. Control characters never reach a header.
-fn claim_header_value(value: &serde_json::Value) -> Option<String> {
-    let text = match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::Bool(b) => b.to_string(),
-        _ => return None,
-    };
-    (!text.chars().any(char::is_control)).then_some(text)
-}
-
-/// The local answer for a failure: 401 (403 for audience) with an RFC 6750 challenge, or the
-/// status alone when `strip` (`strip_failure_response`); or 503 when keys are unavailable (the
-/// client did nothing wrong, and is told when to retry).
+/// The local answer for a failure: 401 with an RFC 6750 challenge, 403 for an audience (as
+/// jwt_authn) or a missing claim or scope (`insufficient_scope`), or 503 when keys are unavailable
+/// (the client did nothing wrong). `strip` (jwt_authn's `strip_failure_response`) leaves out the
+/// reason.
 fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
     let realm = realm(request);
     let reason = error.reason();
-    let (status, challenge) = match error {
-        AuthnError::KeysUnavailable => {
-            return Reply {
-                status: 503,
-                headers: vec![("retry-after".to_owned(), RETRY_AFTER_SECONDS.to_string())],
-                body: reason.to_owned(),
-                reason,
-            };
-        }
-        // RFC 6750 §3.1: no error code when the request carried no credentials.
-        AuthnError::Missing => (401, format!("Bearer realm=\"{realm}\"")),
-        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => {
-            (403, invalid_token(&realm, reason))
-        }
-        _ => (401, invalid_token(&realm, reason)),
+    let body = if strip { String::new() } else { reason.to_owned() };
+    let challenge = |code: &str| match strip {
+        true => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
+        false => format!("Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{reason}\""),
     };
-    if strip {
-        return Reply { status, headers: Vec::new(), body: String::new(), reason };
-    }
-    Reply {
-        status,
-        headers: vec![("www-authenticate".to_owned(), challenge)],
-        body: reason.to_owned(),
-        reason,
-    }
-}
-
-fn invalid_token(realm: &str, reason: &str) -> String {
-    format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{reason}\"")
+    let (status, header) = match error {
+        AuthnError::KeysUnavailable => (503, ("retry-after", RETRY_AFTER_SECONDS.to_string())),
+        // RFC 6750 §3.1: no error code when the request carried no credentials.
+        AuthnError::Missing => (401, ("www-authenticate", format!("Bearer realm=\"{realm}\""))),
+        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => {
+            (403, ("www-authenticate", challenge("invalid_token")))
+        }
+        AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
+            (403, ("www-authenticate", challenge("insufficient_scope")))
+        }
+        _ => (401, ("www-authenticate", challenge("invalid_token"))),
+    };
+    Reply { status, headers: vec![(header.0.to_owned(), header.1)], body, reason }
 }
 
 /// `scheme://authority/path` of the request (as jwt_authn), without the query, reduced to

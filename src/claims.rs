@@ -119,6 +119,30 @@ impl Claims {
         self.check_audience(&policy.audiences)
     }
 
+    /// A claim by name, or by dotted path into nested objects (`realm.roles`); a top-level claim
+    /// whose name itself has dots (`https://example.com/roles`) is found first.
+    pub fn get_path(&self, name: &str) -> Option<&Value> {
+        if let Some(v) = self.all.get(name) {
+            return Some(v);
+        }
+        let mut parts = name.split('.');
+        let first = self.all.get(parts.next()?)?;
+        parts.try_fold(first, |v, key| v.as_object()?.get(key))
+    }
+
+    /// The scopes the token grants: the space-delimited `scope` claim (RFC 8693 §4.2) and the
+    /// `scp` claim (an array of strings, or space-delimited) that some issuers use instead.
+    pub fn scopes(&self) -> Vec<&str> {
+        fn words(v: &Value) -> Vec<&str> {
+            match v {
+                Value::String(s) => s.split(' ').filter(|w| !w.is_empty()).collect(),
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            }
+        }
+        ["scope", "scp"].iter().filter_map(|k| self.all.get(*k)).flat_map(words).collect()
+    }
+
     /// Audience rule alone (used with per-route audience overrides): Ok when `allowed` is empty,
     /// else some token audience must equal an allowed one byte for byte (no case folding, no URL
     /// normalisation).
@@ -497,6 +521,23 @@ mod tests {
             // No allowed audiences: no requirement at all.
             assert_eq!(c.check_audience(&[]), Ok(()), "{json}");
         }
+    }
+
+    #[test]
+    fn claims_by_path_and_scopes() {
+        let c = claims(
+            r#"{"realm":{"roles":["a","b"],"deep":{"x":1}},"https://example.com/roles":["r"],"a.b":2,"a":{"b":3},
+                "scope":"read  write","scp":["admin"]}"#,
+        );
+        assert_eq!(c.get_path("realm.roles"), Some(&serde_json::json!(["a", "b"])));
+        assert_eq!(c.get_path("realm.deep.x"), Some(&serde_json::json!(1)));
+        assert_eq!(c.get_path("https://example.com/roles"), Some(&serde_json::json!(["r"])));
+        assert_eq!(c.get_path("a.b"), Some(&serde_json::json!(2)), "the top-level name wins");
+        for absent in ["realm.none", "realm.roles.0", "nope", "", "realm.", ".realm"] {
+            assert_eq!(c.get_path(absent), None, "{absent}");
+        }
+        assert_eq!(c.scopes(), ["read", "write", "admin"]);
+        assert_eq!(claims(r#"{"scp":"x y","scope":7}"#).scopes(), ["x", "y"]);
     }
 
     #[test]

@@ -12,14 +12,16 @@
 //! |--------------------|----------------------------------------|-------------------------------|
 //! | JwtAuthentication  | providers, rules, requirement_map, bypass_cors_preflight, strip_failure_response | implemented |
 //! | JwtAuthentication  | filter_state_rules                     | rejected: another filter would choose the requirement, so ignoring it changes who is let in |
-//! | JwtAuthentication  | stat_prefix                            | warning: metric names only    |
-//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout  | extensions of this filter     |
+//! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
+//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode, crypto | extensions of this filter |
+//! | JwtProvider        | mode, required_claims, required_scopes | extensions of this filter     |
+//! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
 //! | JwtProvider        | algorithms                             | extension (allow-list)        |
 //! | JwtProvider        | payload_in_metadata, header_in_metadata, failed_status_in_metadata, normalize_payload_in_metadata | warning: no dynamic metadata is written (a DENY-style policy reading it sees nothing) |
 //! | JwtProvider        | clear_route_cache                      | warning: routing tuning       |
-//! | JwtProvider        | jwt_cache_config                       | parsed ([`Provider::jwt_cache`]), warning until the cache exists |
+//! | JwtProvider        | jwt_cache_config                       | implemented ([`Provider::jwt_cache`]); on by default here, with the extension `disabled` |
 //! | JwtProvider        | extract_only_without_validation        | rejected: this filter always verifies |
 //! | RemoteJwks         | http_uri, cache_duration, async_fetch.failed_refetch_duration | implemented |
 //! | RemoteJwks         | retry_policy, async_fetch.fast_listener | warning: fetch tuning        |
@@ -56,6 +58,16 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(600);
 /// `async_fetch.failed_refetch_duration` when absent, as jwt_authn.
 pub const DEFAULT_FAILED_REFETCH_DURATION: Duration = Duration::from_secs(1);
+/// Default least freshness of fetched keys, whatever the answer's caching headers say.
+pub const DEFAULT_MIN_CACHE_DURATION: Duration = Duration::from_secs(60);
+/// Default bound on serving keys past their freshness while refreshes fail.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Default least time between refetches caused by unknown `kid`s.
+pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Default largest JWKS answer accepted.
+pub const DEFAULT_MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Largest `max_jwks_bytes` allowed.
+pub const MAX_CONFIGURABLE_JWKS_BYTES: usize = 16 * 1024 * 1024;
 /// Upper bound for `max_token_bytes`: it bounds per-request copies, and no real header is larger.
 pub const MAX_CONFIGURABLE_TOKEN_BYTES: usize = 1024 * 1024;
 /// Why `local_jwks.filename` / `environment_variable` / `watched_directory` cannot work.
@@ -79,10 +91,14 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// Extension: how long a request may wait for a provider's first keys.
     pub startup_hold_timeout: Duration,
+    /// Extension: which signature backend verifies, `"auto"` (default), `"host"` or `"wasm"`.
+    pub crypto: CryptoMode,
     /// jwt_authn: let CORS preflight requests through without a token.
     pub bypass_cors_preflight: bool,
     /// jwt_authn: answer failures with a bare 401/403, without the reason in the body.
     pub strip_failure_response: bool,
+    /// jwt_authn `stat_prefix`: the prefix of every metric name, ending in a dot.
+    pub stat_prefix: String,
     /// Accepted jwt_authn fields this filter ignores, one line each (for the load log).
     pub warnings: Vec<String>,
 }
@@ -103,8 +119,49 @@ pub struct Provider {
     /// jwt_authn `subjects`. When set, the verifier MUST refuse a token whose `sub` is not allowed
     /// by [`StringMatcher::allows`]; parsing it here without enforcing it would weaken a config.
     pub subjects: Option<StringMatcher>,
-    /// jwt_authn `jwt_cache_config`, parsed for the verified-token cache (not implemented yet).
-    pub jwt_cache: Option<JwtCacheConfig>,
+    /// The verified-token cache (jwt_authn `jwt_cache_config`), always resolved.
+    pub jwt_cache: JwtCacheConfig,
+    /// Extension: `report` verifies and counts but never refuses (top-level `mode` when unset).
+    pub mode: Mode,
+    /// Extension: claims a verified token must carry (all of them), each with one of its values.
+    pub required_claims: Vec<RequiredClaim>,
+    /// Extension: scopes a verified token must grant (all of them), from `scope` or `scp`.
+    pub required_scopes: Vec<String>,
+}
+
+/// Whether failures refuse the request (`enforce`, the default) or are only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Verify and count everything, never refuse; the upstream learns the outcome from the
+    /// `x-jwt-authn-status` header.
+    Report,
+}
+
+/// `required_claims` entry: the claim (dotted path for nested ones) must equal one of `values`,
+/// or, when it is an array, contain one of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequiredClaim {
+    pub name: String,
+    pub values: Vec<Value>,
+}
+
+/// Default metric name prefix.
+pub const DEFAULT_STAT_PREFIX: &str = "jwt_authn_wasm.";
+
+/// The `crypto` extension: where signatures are verified. Every policy check runs in Rust either
+/// way; only the final signature arithmetic moves to the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CryptoMode {
+    /// `"auto"`, the default: the host (Envoy's `verify_signature`) for RS256/384/512 and
+    /// ES256/384 when it passes a self-test at load, pure Rust otherwise and for PS* and EdDSA.
+    #[default]
+    Auto,
+    /// `"host"`: as `Auto`, but a host without working `verify_signature` fails the load.
+    Host,
+    /// `"wasm"`: always pure Rust inside the module.
+    Wasm,
 }
 
 /// Where a provider's keys come from.
@@ -112,7 +169,7 @@ pub struct Provider {
 pub enum KeySource {
     /// An inline JWKS document, parsed at load.
     Local(KeySet),
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
 /// `remote_jwks`, split for `dispatch_http_call`.
@@ -127,16 +184,43 @@ pub struct RemoteJwks {
     pub timeout: Duration,
     pub cache_duration: Duration,
     pub failed_refetch_duration: Duration,
+    /// Extension: the least freshness an answer's caching headers can ask for.
+    pub min_cache_duration: Duration,
+    /// Extension: how long past their freshness keys keep serving while refreshes fail.
+    pub max_stale: Duration,
+    /// Extension: least time between refetches caused by unknown `kid`s.
+    pub unknown_kid_refetch_interval: Duration,
+    /// Extension: largest JWKS answer accepted.
+    pub max_jwks_bytes: usize,
+    /// Extension (`oidc_discovery`): `uri` is then the issuer's discovery document, which names
+    /// the JWKS.
+    pub discovery: Option<Discovery>,
 }
 
-/// `jwt_cache_config`.
+/// OIDC discovery (provider field `oidc_discovery`): the JWKS URI comes from
+/// `<issuer>/.well-known/openid-configuration`, fetched through `RemoteJwks::cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The provider's issuer: the document must name exactly it.
+    pub issuer: String,
+    /// Hosts (`host[:port]`, lower case) the document's `jwks_uri` may point at besides the
+    /// issuer's own.
+    pub allowed_jwks_hosts: Vec<String>,
+}
+
+/// `jwt_cache_config`, resolved. Unlike jwt_authn (no cache unless configured), the cache is on by
+/// default; the extension `disabled: true` turns it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JwtCacheConfig {
-    /// Number of tokens; jwt_authn's 0 means its default 100.
-    pub jwt_cache_size: u32,
-    /// Longest token cached; 0 means jwt_authn's default.
-    pub jwt_max_token_size: u32,
+    /// Tokens kept per provider and VM; 0 when disabled. jwt_authn's 0 (proto3 unset) means the
+    /// default.
+    pub jwt_cache_size: usize,
+    /// Longest token kept; 0 (unset) means the provider's `max_token_bytes`.
+    pub jwt_max_token_size: usize,
 }
+
+/// Verified tokens kept per provider and VM by default.
+pub const DEFAULT_JWT_CACHE_SIZE: usize = 1000;
 
 /// Where a provider looks for tokens. Without `from_headers`, `from_params` and `from_cookies`,
 /// jwt_authn's defaults apply: `Authorization: Bearer <token>` and the `access_token` parameter.
@@ -181,8 +265,22 @@ impl HeaderLocation {
 pub struct ClaimToHeader {
     /// Lower-case.
     pub header_name: String,
-    /// Dotted path for nested claims, as jwt_authn (`claim.nested.key`).
+    /// Dotted path for nested claims, as jwt_authn (`claim.nested.key`); a top-level claim whose
+    /// name contains dots (`https://example.com/roles`) is found first.
     pub claim_name: String,
+    /// Extension: how the value is written.
+    pub format: ClaimFormat,
+}
+
+/// How a claim becomes a header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimFormat {
+    /// Strings as they are, numbers and booleans as JSON text, arrays of those comma-joined,
+    /// objects as JSON.
+    #[default]
+    Text,
+    /// Always the claim's JSON text.
+    Json,
 }
 
 /// `type.matcher.v3.StringMatcher`, as used by `subjects`.
@@ -318,9 +416,12 @@ impl Config {
         let max_token_bytes = parse_max_token_bytes(&mut top)?;
         let startup_hold_timeout =
             top.duration("startup_hold_timeout")?.unwrap_or(DEFAULT_STARTUP_HOLD_TIMEOUT);
+        let crypto = parse_crypto_mode(&mut top)?;
         let bypass_cors_preflight = top.bool("bypass_cors_preflight")?;
         let strip_failure_response = top.bool("strip_failure_response")?;
-        let providers = parse_providers(&mut top, max_token_bytes, &mut warnings)?;
+        let stat_prefix = parse_stat_prefix(&mut top)?;
+        let mode = parse_mode(&mut top)?.unwrap_or_default();
+        let providers = parse_providers(&mut top, max_token_bytes, mode, &mut warnings)?;
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         let requirement_map = parse_requirement_map(&mut top, &names)?;
         let rules = parse_rules(&mut top, &names, &requirement_map, &mut warnings)?;
@@ -330,8 +431,10 @@ impl Config {
             rules,
             max_token_bytes,
             startup_hold_timeout,
+            crypto,
             bypass_cors_preflight,
             strip_failure_response,
+            stat_prefix,
             warnings,
         })
     }
@@ -354,10 +457,8 @@ use Decision::{Reject, Warn};
 type Unused = [(&'static str, Decision)];
 
 const NO_METADATA: &str = "this filter writes no dynamic metadata; a policy reading it sees none";
-const JWT_AUTHENTICATION_UNUSED: &Unused = &[
-    ("filter_state_rules", Reject("another filter would choose the requirement; use rules")),
-    ("stat_prefix", Warn("metric names are fixed by this filter")),
-];
+const JWT_AUTHENTICATION_UNUSED: &Unused =
+    &[("filter_state_rules", Reject("another filter would choose the requirement; use rules"))];
 const PROVIDER_UNUSED: &Unused = &[
     ("payload_in_metadata", Warn(NO_METADATA)),
     ("header_in_metadata", Warn(NO_METADATA)),
@@ -600,6 +701,16 @@ fn parse_max_token_bytes(top: &mut Obj) -> Result<usize> {
     }
 }
 
+fn parse_crypto_mode(top: &mut Obj) -> Result<CryptoMode> {
+    let path = top.at("crypto");
+    match top.str("crypto")? {
+        None | Some("auto") => Ok(CryptoMode::Auto),
+        Some("host") => Ok(CryptoMode::Host),
+        Some("wasm") => Ok(CryptoMode::Wasm),
+        Some(_) => Err(error(path, "expected \"auto\" (the default), \"host\" or \"wasm\"")),
+    }
+}
+
 /// Members of a JSON map field sorted by name (the order does not depend on serde_json features).
 fn sorted_members<'a>(top: &mut Obj<'a>, key: &'static str) -> Result<Vec<(&'a String, &'a Value)>> {
     let mut members: Vec<_> = match top.obj(key)? {
@@ -613,6 +724,7 @@ fn sorted_members<'a>(top: &mut Obj<'a>, key: &'static str) -> Result<Vec<(&'a S
 fn parse_providers(
     top: &mut Obj,
     max_token_bytes: usize,
+    mode: Mode,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Provider>> {
     sorted_members(top, "providers")?
@@ -620,7 +732,7 @@ fn parse_providers(
         .map(|(name, value)| {
             let path = format!("providers.{name}");
             non_empty(name, "providers")?;
-            parse_provider(name, Obj::new(value, path)?, max_token_bytes, warnings)
+            parse_provider(name, Obj::new(value, path)?, max_token_bytes, mode, warnings)
         })
         .collect()
 }
@@ -631,6 +743,7 @@ fn parse_provider(
     name: &str,
     mut o: Obj,
     max_token_bytes: usize,
+    default_mode: Mode,
     warnings: &mut Vec<String>,
 ) -> Result<Provider> {
     let policy = Policy {
@@ -646,7 +759,7 @@ fn parse_provider(
         max_lifetime_seconds: parse_max_lifetime(&mut o)?,
         max_token_bytes,
     };
-    let keys = parse_key_source(&mut o, warnings)?;
+    let keys = parse_key_source(&mut o, policy.issuer.as_deref(), warnings)?;
     let locations = parse_locations(&mut o, max_token_bytes)?;
     let forward_payload_header = match o.non_empty_str("forward_payload_header")? {
         Some(h) => Some(header_name(h, &o.at("forward_payload_header"))?),
@@ -662,7 +775,10 @@ fn parse_provider(
         pad_forward_payload_header: o.bool("pad_forward_payload_header")?,
         claim_to_headers: parse_claim_to_headers(&mut o)?,
         subjects: o.obj("subjects")?.map(|m| parse_string_matcher(m, warnings)).transpose()?,
-        jwt_cache: parse_jwt_cache(&mut o, warnings)?,
+        jwt_cache: parse_jwt_cache(&mut o, max_token_bytes)?,
+        mode: parse_mode(&mut o)?.unwrap_or(default_mode),
+        required_claims: parse_required_claims(&mut o)?,
+        required_scopes: parse_required_scopes(&mut o)?,
     };
     o.finish(PROVIDER_UNUSED, warnings)?;
     Ok(provider)
@@ -704,13 +820,14 @@ fn parse_max_lifetime(o: &mut Obj) -> Result<Option<u64>> {
     }
 }
 
-fn parse_key_source(o: &mut Obj, warnings: &mut Vec<String>) -> Result<KeySource> {
+fn parse_key_source(o: &mut Obj, issuer: Option<&str>, warnings: &mut Vec<String>) -> Result<KeySource> {
     let path = o.path.clone();
-    match (o.obj("remote_jwks")?, o.obj("local_jwks")?) {
-        (Some(remote), None) => parse_remote_jwks(remote, warnings).map(KeySource::Remote),
-        (None, Some(local)) => parse_local_jwks(local, warnings).map(KeySource::Local),
-        (None, None) => Err(error(path, "set remote_jwks or local_jwks")),
-        (Some(_), Some(_)) => Err(error(path, "set only one of remote_jwks and local_jwks")),
+    match (o.obj("remote_jwks")?, o.obj("local_jwks")?, o.obj("oidc_discovery")?) {
+        (None, Some(local), None) => parse_local_jwks(local, warnings).map(KeySource::Local),
+        (None, None, None) => Err(error(path, "set remote_jwks, local_jwks or oidc_discovery")),
+        (_, Some(_), _) => Err(error(path, "set only one of remote_jwks and local_jwks (or oidc_discovery)")),
+        (remote, None, discovery) => parse_remote_jwks(remote, discovery, issuer, &path, warnings)
+            .map(|r| KeySource::Remote(Box::new(r))),
     }
 }
 
@@ -764,70 +881,162 @@ fn decode_inline_bytes(b64: &str, path: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| error(path, "the decoded JWKS is not UTF-8"))
 }
 
-fn parse_remote_jwks(mut o: Obj, warnings: &mut Vec<String>) -> Result<RemoteJwks> {
-    let mut http_uri = o.obj("http_uri")?.ok_or_else(|| error(o.at("http_uri"), "required"))?;
-    let uri_path = http_uri.at("uri");
-    let uri = non_empty(http_uri.str("uri")?.unwrap_or(""), &uri_path)?;
-    let (authority, path) = split_uri(uri).ok_or_else(|| {
-        error(&uri_path, "expected an http:// or https:// URL with a host and no user info or fragment")
-    })?;
-    let cluster_path = http_uri.at("cluster");
-    let cluster = non_empty(http_uri.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
-    let timeout = match http_uri.duration("timeout")? {
-        None => DEFAULT_FETCH_TIMEOUT,
-        Some(d) => in_range(
-            d,
-            &http_uri.at("timeout"),
-            Duration::from_millis(1),
-            Duration::from_secs(1 << 32),
-            "expected a positive timeout",
-        )?,
-    };
-    http_uri.finish_all_known()?;
+/// Where a remote key set is fetched from: `remote_jwks.http_uri`, or the discovery document.
+struct Source {
+    uri: String,
+    cluster: String,
+    timeout: Duration,
+    discovery: Option<Discovery>,
+}
 
-    let cache_duration = match o.duration("cache_duration")? {
-        None => DEFAULT_CACHE_DURATION,
-        // jwt_authn's validation range.
-        Some(d) => in_range(
-            d,
-            &o.at("cache_duration"),
-            Duration::from_millis(1),
-            Duration::from_secs(9_000_000_000),
-            "expected at least 1ms and less than 9000000000s",
-        )?,
+fn parse_remote_jwks(
+    remote: Option<Obj>,
+    discovery: Option<Obj>,
+    issuer: Option<&str>,
+    provider_path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<RemoteJwks> {
+    let mut remote = remote;
+    let http_uri = match remote.as_mut() {
+        Some(r) => r.obj("http_uri")?,
+        None => None,
     };
-    let failed_refetch_duration = match o.obj("async_fetch")? {
-        None => DEFAULT_FAILED_REFETCH_DURATION,
-        Some(mut fetch) => {
-            let d = match fetch.duration("failed_refetch_duration")? {
-                None => DEFAULT_FAILED_REFETCH_DURATION,
-                // Below 1ms the identity provider would be hammered while it is down.
-                Some(d) => in_range(
-                    d,
-                    &fetch.at("failed_refetch_duration"),
-                    Duration::from_millis(1),
-                    Duration::MAX,
-                    "expected at least 1ms",
-                )?,
-            };
-            fetch.finish(ASYNC_FETCH_UNUSED, warnings)?;
-            d
+    let source = match (http_uri, discovery) {
+        (Some(http_uri), None) => parse_http_uri(http_uri)?,
+        (None, Some(discovery)) => parse_discovery(discovery, issuer, provider_path)?,
+        (None, None) => return Err(error(format!("{provider_path}.remote_jwks.http_uri"), "required")),
+        (Some(_), Some(_)) => {
+            return Err(error(
+                format!("{provider_path}.oidc_discovery"),
+                "oidc_discovery replaces remote_jwks.http_uri: set only one",
+            ));
         }
     };
-    o.finish(REMOTE_JWKS_UNUSED, warnings)?;
-    Ok(RemoteJwks {
-        uri: uri.to_owned(),
-        cluster,
+    let (authority, path) = split_uri(&source.uri).ok_or_else(|| error(provider_path, "unreachable URI"))?;
+    let mut jwks = RemoteJwks {
+        uri: source.uri,
+        cluster: source.cluster,
         authority,
         path,
+        timeout: source.timeout,
+        cache_duration: DEFAULT_CACHE_DURATION,
+        failed_refetch_duration: DEFAULT_FAILED_REFETCH_DURATION,
+        min_cache_duration: DEFAULT_MIN_CACHE_DURATION,
+        max_stale: DEFAULT_MAX_STALE,
+        unknown_kid_refetch_interval: DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL,
+        max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
+        discovery: source.discovery,
+    };
+    if let Some(remote) = remote {
+        parse_remote_tuning(remote, &mut jwks, warnings)?;
+    }
+    Ok(jwks)
+}
+
+fn parse_http_uri(mut http_uri: Obj) -> Result<Source> {
+    let uri_path = http_uri.at("uri");
+    let uri = non_empty(http_uri.str("uri")?.unwrap_or(""), &uri_path)?;
+    if split_uri(uri).is_none() {
+        return Err(error(
+            &uri_path,
+            "expected an http:// or https:// URL with a host and no user info or fragment",
+        ));
+    }
+    let cluster_path = http_uri.at("cluster");
+    let cluster = non_empty(http_uri.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
+    let timeout = parse_timeout(&mut http_uri)?;
+    http_uri.finish_all_known()?;
+    Ok(Source { uri: uri.to_owned(), cluster, timeout, discovery: None })
+}
+
+/// `oidc_discovery: {cluster, timeout, allowed_jwks_hosts}`: the issuer must be an http(s) URL.
+fn parse_discovery(mut o: Obj, issuer: Option<&str>, provider_path: &str) -> Result<Source> {
+    let issuer_path = format!("{provider_path}.issuer");
+    let issuer = issuer.ok_or_else(|| error(&issuer_path, "oidc_discovery needs the provider's issuer"))?;
+    let uri = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    if split_uri(&uri).is_none() || uri.contains('?') {
+        return Err(error(
+            issuer_path,
+            "oidc_discovery needs an http:// or https:// issuer URL without query",
+        ));
+    }
+    let cluster_path = o.at("cluster");
+    let cluster = non_empty(o.str("cluster")?.unwrap_or(""), &cluster_path)?.to_owned();
+    let timeout = parse_timeout(&mut o)?;
+    let hosts_path = o.at("allowed_jwks_hosts");
+    let allowed_jwks_hosts = o
+        .str_list("allowed_jwks_hosts")?
+        .into_iter()
+        .map(|h| match valid_authority(&h) {
+            true => Ok(h.to_ascii_lowercase()),
+            false => Err(error(&hosts_path, format!("`{h}` is not a host[:port]"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    o.finish_all_known()?;
+    Ok(Source {
+        uri,
+        cluster,
         timeout,
-        cache_duration,
-        failed_refetch_duration,
+        discovery: Some(Discovery { issuer: issuer.to_owned(), allowed_jwks_hosts }),
     })
 }
 
+fn parse_timeout(o: &mut Obj) -> Result<Duration> {
+    match o.duration("timeout")? {
+        None => Ok(DEFAULT_FETCH_TIMEOUT),
+        Some(d) => in_range(
+            d,
+            &o.at("timeout"),
+            Duration::from_millis(1),
+            Duration::from_secs(1 << 32),
+            "expected a positive timeout",
+        ),
+    }
+}
+
+/// The rest of `remote_jwks`: refresh, retry and the key-lifecycle extensions.
+fn parse_remote_tuning(mut o: Obj, jwks: &mut RemoteJwks, warnings: &mut Vec<String>) -> Result<()> {
+    let positive = |o: &mut Obj, key: &'static str, max: Duration, what: &str| -> Result<Option<Duration>> {
+        let path = o.at(key);
+        o.duration(key)?.map(|d| in_range(d, &path, Duration::from_millis(1), max, what)).transpose()
+    };
+    // jwt_authn's validation range.
+    let cache = positive(
+        &mut o,
+        "cache_duration",
+        Duration::from_secs(9_000_000_000),
+        "expected at least 1ms and less than 9000000000s",
+    )?;
+    jwks.cache_duration = cache.unwrap_or(DEFAULT_CACHE_DURATION);
+    if let Some(mut fetch) = o.obj("async_fetch")? {
+        // Below 1ms the identity provider would be hammered while it is down.
+        let retry = positive(&mut fetch, "failed_refetch_duration", Duration::MAX, "expected at least 1ms")?;
+        jwks.failed_refetch_duration = retry.unwrap_or(DEFAULT_FAILED_REFETCH_DURATION);
+        fetch.finish(ASYNC_FETCH_UNUSED, warnings)?;
+    }
+    let any = Duration::MAX;
+    if let Some(d) = positive(&mut o, "min_cache_duration", any, "expected at least 1ms")? {
+        jwks.min_cache_duration = d;
+    }
+    if let Some(d) = o.duration("max_stale")? {
+        jwks.max_stale = d;
+    }
+    if let Some(d) = positive(&mut o, "unknown_kid_refetch_interval", any, "expected at least 1ms")? {
+        jwks.unknown_kid_refetch_interval = d;
+    }
+    let max_path = o.at("max_jwks_bytes");
+    if let Some(n) = o.u32("max_jwks_bytes")? {
+        let n = n as usize;
+        if !(1024..=MAX_CONFIGURABLE_JWKS_BYTES).contains(&n) {
+            return Err(error(max_path, format!("expected 1024 to {MAX_CONFIGURABLE_JWKS_BYTES}")));
+        }
+        jwks.max_jwks_bytes = n;
+    }
+    o.finish(REMOTE_JWKS_UNUSED, warnings)
+}
+
 /// `http(s)://host[:port][/path][?query]` → (`host[:port]`, `/path?query`).
-fn split_uri(uri: &str) -> Option<(String, String)> {
+pub fn split_uri(uri: &str) -> Option<(String, String)> {
     let scheme_end = uri.find("://")?;
     let scheme = uri.get(..scheme_end)?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
@@ -844,7 +1053,7 @@ fn split_uri(uri: &str) -> Option<(String, String)> {
 }
 
 /// `host[:port]` with a DNS name, IPv4 or bracketed IPv6 host; user info is refused.
-fn valid_authority(authority: &str) -> bool {
+pub fn valid_authority(authority: &str) -> bool {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !port.contains(']') => (host, Some(port)),
         _ => (authority, None),
@@ -901,21 +1110,81 @@ fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> {
             let header_name = header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
             let claim_path = c.at("claim_name");
             let claim_name = non_empty(c.str("claim_name")?.unwrap_or(""), &claim_path)?.to_owned();
+            let format = match c.str("format")? {
+                None | Some("text") => ClaimFormat::Text,
+                Some("json") => ClaimFormat::Json,
+                Some(other) => {
+                    return Err(error(
+                        c.at("format"),
+                        format!("expected \"text\" or \"json\", not {other:?}"),
+                    ));
+                }
+            };
             c.finish_all_known()?;
-            Ok(ClaimToHeader { header_name, claim_name })
+            Ok(ClaimToHeader { header_name, claim_name, format })
         })
         .collect()
 }
 
-fn parse_jwt_cache(o: &mut Obj, warnings: &mut Vec<String>) -> Result<Option<JwtCacheConfig>> {
-    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(None) };
-    let config = JwtCacheConfig {
-        jwt_cache_size: c.u32("jwt_cache_size")?.unwrap_or(0),
-        jwt_max_token_size: c.u32("jwt_max_token_size")?.unwrap_or(0),
+fn parse_mode(o: &mut Obj) -> Result<Option<Mode>> {
+    match o.str("mode")? {
+        None => Ok(None),
+        Some("enforce") => Ok(Some(Mode::Enforce)),
+        Some("report") => Ok(Some(Mode::Report)),
+        Some(other) => Err(error(o.at("mode"), format!("expected \"enforce\" or \"report\", not {other:?}"))),
+    }
+}
+
+/// `stat_prefix`: metric names start with it (a dot is added); only characters that survive in
+/// Envoy's stat names and Prometheus output.
+fn parse_stat_prefix(o: &mut Obj) -> Result<String> {
+    let Some(prefix) = o.non_empty_str("stat_prefix")? else { return Ok(DEFAULT_STAT_PREFIX.to_owned()) };
+    let prefix = prefix.trim_end_matches('.');
+    let ok = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.".contains(&b));
+    if !ok {
+        return Err(error(o.at("stat_prefix"), "expected letters, digits, `_` and `.`"));
+    }
+    Ok(format!("{prefix}."))
+}
+
+fn parse_required_claims(o: &mut Obj) -> Result<Vec<RequiredClaim>> {
+    o.list("required_claims")?
+        .into_iter()
+        .map(|(path, value)| {
+            let mut c = Obj::new(value, path)?;
+            let name = non_empty(c.str("name")?.unwrap_or(""), &c.at("name"))?.to_owned();
+            let values_path = c.at("values");
+            let values: Vec<Value> = c.list("values")?.into_iter().map(|(_, v)| v.clone()).collect();
+            if values.is_empty() || values.iter().any(|v| v.is_object() || v.is_array() || v.is_null()) {
+                return Err(error(values_path, "expected a non-empty list of strings, numbers or booleans"));
+            }
+            c.finish_all_known()?;
+            Ok(RequiredClaim { name, values })
+        })
+        .collect()
+}
+
+fn parse_required_scopes(o: &mut Obj) -> Result<Vec<String>> {
+    let path = o.at("required_scopes");
+    let scopes = o.str_list("required_scopes")?;
+    match scopes.iter().find(|s| s.contains(' ')) {
+        Some(s) => Err(error(path, format!("a scope has no spaces: {s:?}"))),
+        None => Ok(scopes),
+    }
+}
+
+fn parse_jwt_cache(o: &mut Obj, max_token_bytes: usize) -> Result<JwtCacheConfig> {
+    let resolved = |size: Option<u32>, max: Option<u32>| JwtCacheConfig {
+        jwt_cache_size: size.filter(|n| *n > 0).map_or(DEFAULT_JWT_CACHE_SIZE, |n| n as usize),
+        jwt_max_token_size: max.filter(|n| *n > 0).map_or(max_token_bytes, |n| n as usize),
     };
-    warnings.push(format!("`{}` is ignored for now: verified tokens are not cached yet", c.path));
+    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(resolved(None, None)) };
+    let mut config = resolved(c.u32("jwt_cache_size")?, c.u32("jwt_max_token_size")?);
+    if c.bool("disabled")? {
+        config.jwt_cache_size = 0;
+    }
     c.finish_all_known()?;
-    Ok(Some(config))
+    Ok(config)
 }
 
 fn parse_string_matcher(mut o: Obj, warnings: &mut Vec<String>) -> Result<StringMatcher> {
@@ -1187,7 +1456,7 @@ mod tests {
         );
         assert_eq!(
             corp.keys,
-            KeySource::Remote(RemoteJwks {
+            KeySource::Remote(Box::new(RemoteJwks {
                 uri: "http://idp.internal/jwks.json".into(),
                 cluster: "idp".into(),
                 authority: "idp.internal".into(),
@@ -1195,7 +1464,12 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 cache_duration: Duration::from_secs(600),
                 failed_refetch_duration: Duration::from_secs(1),
-            })
+                min_cache_duration: DEFAULT_MIN_CACHE_DURATION,
+                max_stale: DEFAULT_MAX_STALE,
+                unknown_kid_refetch_interval: DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL,
+                max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
+                discovery: None,
+            }))
         );
         assert_eq!(
             corp.locations,
@@ -1213,9 +1487,14 @@ mod tests {
         assert_eq!(corp.forward_payload_header.as_deref(), Some("x-jwt-payload"));
         assert_eq!(
             corp.claim_to_headers,
-            [ClaimToHeader { header_name: "x-jwt-sub".into(), claim_name: "sub".into() }]
+            [ClaimToHeader {
+                header_name: "x-jwt-sub".into(),
+                claim_name: "sub".into(),
+                format: ClaimFormat::Text
+            }]
         );
-        assert!(corp.subjects.is_none() && corp.jwt_cache.is_none());
+        assert!(corp.subjects.is_none());
+        assert_eq!(corp.jwt_cache, JwtCacheConfig { jwt_cache_size: 1000, jwt_max_token_size: 8192 });
 
         let local = &config.providers[1];
         assert_eq!(local.policy.issuer.as_deref(), Some("https://local.example"));
@@ -1242,6 +1521,18 @@ mod tests {
     }
 
     #[test]
+    fn crypto_modes() {
+        for (value, mode) in [
+            (json!("auto"), CryptoMode::Auto),
+            (json!("host"), CryptoMode::Host),
+            (json!("wasm"), CryptoMode::Wasm),
+            (Value::Null, CryptoMode::Auto),
+        ] {
+            assert_eq!(parse(&with("", "crypto", value.clone())).unwrap().crypto, mode, "{value}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let config = parse(&json!({"providers": {
             "r": {"remote_jwks": {"http_uri": {"uri": "https://idp.example", "cluster": "idp"}}},
@@ -1249,6 +1540,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
         assert_eq!(config.startup_hold_timeout, Duration::from_secs(10));
+        assert_eq!(config.crypto, CryptoMode::Auto);
         assert!(!config.bypass_cors_preflight && !config.strip_failure_response);
         assert!(config.rules.is_empty() && config.rule_for("/").is_none());
         let remote = &config.providers[1];
@@ -1329,9 +1621,12 @@ mod tests {
             (with("", "startup_hold_timeout", json!("10")), "startup_hold_timeout", "duration"),
             (with("", "max_token_bytes", json!(0)), "max_token_bytes", "from 1 to"),
             (with("", "max_token_bytes", json!("8192")), "max_token_bytes", "from 1 to"),
+            (with("", "crypto", json!("Host")), "crypto", "expected \"auto\" (the default), \"host\" or \"wasm\""),
+            (with("", "crypto", json!("")), "crypto", "\"host\" or \"wasm\""),
+            (with("", "crypto", json!(true)), "crypto", "expected a string"),
             (with(p, "clock_skew_seconds", json!(-1)), "providers.p.clock_skew_seconds", "integer"),
             (with(p, "clock_skew_seconds", json!(4294967296u64)), "providers.p.clock_skew_seconds", "integer"),
-            (with(p, "remote_jwks", Value::Null), "providers.p", "set remote_jwks or local_jwks"),
+            (with(p, "remote_jwks", Value::Null), "providers.p", "set remote_jwks, local_jwks or oidc_discovery"),
             (with(p, "local_jwks", json!({"inline_string": "{}"})), "providers.p", "only one of remote_jwks and local_jwks"),
             (with("/providers/q/local_jwks", "filename", json!("/etc/jwks.json")), "providers.q.local_jwks.filename", "wasm sandbox cannot read"),
             (with("/providers/q", "local_jwks", json!({"environment_variable": "JWKS"})), "providers.q.local_jwks.environment_variable", "vm_config"),
@@ -1464,7 +1759,6 @@ mod tests {
     #[test]
     fn warnings_for_ignored_fields() {
         let mut doc = base();
-        doc["stat_prefix"] = json!("jwt");
         let p = &mut doc["providers"]["p"];
         p["payload_in_metadata"] = json!("payload");
         p["header_in_metadata"] = json!(""); // unset: no warning
@@ -1481,17 +1775,20 @@ mod tests {
             [
                 "providers.p.remote_jwks.async_fetch.fast_listener",
                 "providers.p.remote_jwks.retry_policy",
-                "providers.p.jwt_cache_config",
                 "providers.p.payload_in_metadata",
                 "providers.q.local_jwks",
                 "rules[0].match.safe_regex.google_re2.max_program_size",
-                "stat_prefix",
             ]
         );
         assert_eq!(
             config.providers[0].jwt_cache,
-            Some(JwtCacheConfig { jwt_cache_size: 200, jwt_max_token_size: 4096 })
+            JwtCacheConfig { jwt_cache_size: 200, jwt_max_token_size: 4096 }
         );
+        let mut doc = base();
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"disabled": true, "jwt_cache_size": 5});
+        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, 0);
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"jwt_cache_size": 0});
+        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, DEFAULT_JWT_CACHE_SIZE);
     }
 
     #[test]
@@ -1520,6 +1817,171 @@ mod tests {
         // inline_bytes: proto JSON bytes, either base64 alphabet.
         let doc = with("/providers/q", "local_jwks", json!({"inline_bytes": "eyJrZXlzIjpbXX0"}));
         assert_eq!(parse(&doc).unwrap().providers[1].keys, KeySource::Local(KeySet::default()));
+    }
+
+    #[test]
+    fn key_lifecycle_fields_and_discovery() {
+        let mut doc = base();
+        let remote = &mut doc["providers"]["p"]["remote_jwks"];
+        remote["min_cache_duration"] = json!("5s");
+        remote["max_stale"] = json!("3600s");
+        remote["unknown_kid_refetch_interval"] = json!("10s");
+        remote["max_jwks_bytes"] = json!(65536);
+        let config = parse(&doc).unwrap();
+        let KeySource::Remote(jwks) = &config.providers[0].keys else { panic!("remote expected") };
+        assert_eq!(
+            (jwks.min_cache_duration, jwks.max_stale, jwks.unknown_kid_refetch_interval, jwks.max_jwks_bytes),
+            (Duration::from_secs(5), Duration::from_secs(3600), Duration::from_secs(10), 65536)
+        );
+
+        let discovery = |issuer: &str, d: Value, remote: Option<Value>| {
+            let mut p = json!({"issuer": issuer, "oidc_discovery": d});
+            if let Some(r) = remote {
+                p["remote_jwks"] = r;
+            }
+            json!({"providers": {"p": p}})
+        };
+        let doc = discovery(
+            "https://idp.example/realms/a/",
+            json!({"cluster": "idp", "timeout": "2s", "allowed_jwks_hosts": ["Keys.Example:8443"]}),
+            Some(json!({"cache_duration": "60s"})),
+        );
+        let config = parse(&doc).unwrap();
+        let KeySource::Remote(jwks) = &config.providers[0].keys else { panic!("remote expected") };
+        assert_eq!(jwks.uri, "https://idp.example/realms/a/.well-known/openid-configuration");
+        assert_eq!(
+            (jwks.authority.as_str(), jwks.path.as_str()),
+            ("idp.example", "/realms/a/.well-known/openid-configuration")
+        );
+        assert_eq!(
+            (jwks.cluster.as_str(), jwks.timeout, jwks.cache_duration),
+            ("idp", Duration::from_secs(2), Duration::from_secs(60))
+        );
+        assert_eq!(
+            jwks.discovery,
+            Some(Discovery {
+                issuer: "https://idp.example/realms/a/".into(),
+                allowed_jwks_hosts: vec!["keys.example:8443".into()]
+            })
+        );
+
+        let cases = [
+            (
+                discovery("https://idp.example", json!({"timeout": "2s"}), None),
+                "providers.p.oidc_discovery.cluster",
+            ),
+            (json!({"providers": {"p": {"oidc_discovery": {"cluster": "idp"}}}}), "providers.p.issuer"),
+            (discovery("urn:example", json!({"cluster": "idp"}), None), "providers.p.issuer"),
+            (discovery("https://idp.example?x", json!({"cluster": "idp"}), None), "providers.p.issuer"),
+            (
+                discovery(
+                    "https://idp.example",
+                    json!({"cluster": "idp"}),
+                    Some(json!({"http_uri": {"uri": "https://x/j", "cluster": "c"}})),
+                ),
+                "providers.p.oidc_discovery",
+            ),
+            (
+                discovery(
+                    "https://idp.example",
+                    json!({"cluster": "idp", "allowed_jwks_hosts": ["a/b"]}),
+                    None,
+                ),
+                "providers.p.oidc_discovery.allowed_jwks_hosts",
+            ),
+            (
+                discovery("https://idp.example", json!({"cluster": "idp", "jwks": 1}), None),
+                "providers.p.oidc_discovery.jwks",
+            ),
+            (
+                json!({"providers": {"p": {"remote_jwks": {"cache_duration": "5s"}}}}),
+                "providers.p.remote_jwks.http_uri",
+            ),
+            (
+                with("/providers/p/remote_jwks", "max_jwks_bytes", json!(10)),
+                "providers.p.remote_jwks.max_jwks_bytes",
+            ),
+            (with("/providers/p/remote_jwks", "max_stale", json!("1h")), "providers.p.remote_jwks.max_stale"),
+            (
+                with("/providers/p/remote_jwks", "unknown_kid_refetch_interval", json!("0s")),
+                "providers.p.remote_jwks.unknown_kid_refetch_interval",
+            ),
+        ];
+        for (doc, field) in cases {
+            let e = parse(&doc).unwrap_err();
+            assert_eq!(e.field, field, "{doc}: {e}");
+        }
+    }
+
+    #[test]
+    fn observability_and_authorization_extensions() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.stat_prefix, "jwt_authn_wasm.");
+        assert!(config.providers.iter().all(|p| p.mode == Mode::Enforce));
+        assert!(
+            config.providers[0].required_claims.is_empty() && config.providers[0].required_scopes.is_empty()
+        );
+
+        let mut doc = base();
+        doc["stat_prefix"] = json!("edge.jwt");
+        doc["mode"] = json!("report");
+        doc["providers"]["q"]["mode"] = json!("enforce");
+        let p = &mut doc["providers"]["p"];
+        p["required_claims"] =
+            json!([{"name": "realm.roles", "values": ["admin", "ops"]}, {"name": "n", "values": [1, true]}]);
+        p["required_scopes"] = json!(["read", "write:all"]);
+        p["claim_to_headers"] =
+            json!([{"header_name": "x-roles", "claim_name": "realm.roles", "format": "json"}]);
+        let config = parse(&doc).unwrap();
+        assert_eq!(config.stat_prefix, "edge.jwt.");
+        let (p, q) = (&config.providers[0], &config.providers[1]);
+        assert_eq!((p.mode, q.mode), (Mode::Report, Mode::Enforce));
+        assert_eq!(
+            p.required_claims[0],
+            RequiredClaim { name: "realm.roles".into(), values: vec![json!("admin"), json!("ops")] }
+        );
+        assert_eq!(p.required_claims[1].values, [json!(1), json!(true)]);
+        assert_eq!(p.required_scopes, ["read", "write:all"]);
+        assert_eq!(p.claim_to_headers[0].format, ClaimFormat::Json);
+
+        let cases = [
+            (with("", "mode", json!("audit")), "mode"),
+            (with("/providers/p", "mode", json!("Report")), "providers.p.mode"),
+            (with("", "stat_prefix", json!("a b")), "stat_prefix"),
+            (
+                with("/providers/p", "required_claims", json!([{"name": "x", "values": []}])),
+                "providers.p.required_claims[0].values",
+            ),
+            (
+                with("/providers/p", "required_claims", json!([{"name": "x", "values": [{"a": 1}]}])),
+                "providers.p.required_claims[0].values",
+            ),
+            (
+                with("/providers/p", "required_claims", json!([{"values": ["a"]}])),
+                "providers.p.required_claims[0].name",
+            ),
+            (
+                with(
+                    "/providers/p",
+                    "required_claims",
+                    json!([{"name": "x", "values": ["a"], "value": "a"}]),
+                ),
+                "providers.p.required_claims[0].value",
+            ),
+            (with("/providers/p", "required_scopes", json!(["a b"])), "providers.p.required_scopes"),
+            (
+                with(
+                    "/providers/p",
+                    "claim_to_headers",
+                    json!([{"header_name": "x", "claim_name": "c", "format": "csv"}]),
+                ),
+                "providers.p.claim_to_headers[0].format",
+            ),
+        ];
+        for (doc, field) in cases {
+            let e = parse(&doc).unwrap_err();
+            assert_eq!(e.field, field, "{doc}: {e}");
+        }
     }
 
     #[test]

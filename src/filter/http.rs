@@ -2,7 +2,8 @@
 
 use super::host;
 use super::vm::{Held, Vm};
-use crate::authn::{Decision, Mutations};
+use crate::authn::Decision;
+use crate::forward::Mutations;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use std::cell::RefCell;
@@ -19,16 +20,17 @@ pub enum Outcome {
     Continue,
     /// It was answered locally.
     Answered,
-    /// It waits for keys.
-    Wait,
+    /// It waits for keys, until the deadline given.
+    Wait(u64),
 }
 
 /// Decides the request of the current effective stream and carries the decision out. Used for new
-/// requests and, from the root's tick, for held ones: so it only uses host calls, never `self`.
-pub fn process(vm: &RefCell<Vm>, now_ms: u64, hold_expired: bool) -> Outcome {
+/// requests and, from the root's tick, for held ones (`held_until`: their deadline): so it only uses
+/// host calls, never `self`.
+pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcome {
     let headers = host::request_headers();
     // The borrow ends before any host call that could re-enter the VM (a local reply runs on_done).
-    let decision = vm.borrow().decide(&headers, now_ms, hold_expired);
+    let decision = vm.borrow_mut().decide(&headers, now_ms, held_until);
     match decision {
         Decision::Allow(mutations) => {
             apply(&mutations);
@@ -39,7 +41,10 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, hold_expired: bool) -> Outcome {
             host::send_response(reply.status, &reply.headers, &reply.body);
             Outcome::Answered
         }
-        Decision::Wait => Outcome::Wait,
+        Decision::Wait(wait) => {
+            let deadline = vm.borrow_mut().hold(&wait, now_ms);
+            Outcome::Wait(held_until.unwrap_or(deadline))
+        }
     }
 }
 
@@ -74,16 +79,10 @@ impl HttpContext for Http {
             host::send_response(503, &[], "jwt_authn_wasm not configured");
             return Action::Pause;
         };
-        let now = host::now_ms();
-        let (hold_expired, hold) = {
-            let vm = vm.borrow();
-            (now >= vm.startup_hold_ends, vm.hold_timeout_ms())
-        };
-        match process(vm, now, hold_expired) {
+        match process(vm, host::now_ms(), None) {
             Outcome::Continue => Action::Continue,
             Outcome::Answered => Action::Pause,
-            Outcome::Wait => {
-                let deadline = now.saturating_add(hold);
+            Outcome::Wait(deadline) => {
                 vm.borrow_mut().held.push(Held { context_id: self.context_id, deadline });
                 Action::Pause
             }

@@ -1,11 +1,13 @@
 //! The root context of one VM: configuration, the tick that keeps keys fresh and finishes held
 //! requests, and the answers to JWKS fetches.
 
+use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
-use super::keys::MAX_JWKS_BYTES;
+use super::keys::Answer;
 use super::vm::Vm;
 use crate::config::Config;
+use crate::config::MAX_CONFIGURABLE_JWKS_BYTES as MAX_ANSWER_BYTES;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -28,14 +30,13 @@ impl Root {
     /// Adopts newer keys and starts due fetches. True when some provider's keys changed.
     fn refresh_keys(&self, vm: &RefCell<Vm>, now: u64) -> bool {
         let mut vm = vm.borrow_mut();
-        let mut changed = false;
-        let mut started = Vec::new();
-        for (id, keys) in vm.keys.iter_mut().enumerate() {
-            changed |= keys.sync();
-            if let Some(call) = keys.fetch_if_due(now) {
-                started.push((call, id));
-            }
-        }
+        let changed = vm.sync_keys(now);
+        let started: Vec<_> = vm
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(id, keys)| keys.fetch_if_due(now).map(|(call, what)| (call, id, what)))
+            .collect();
         vm.calls.extend(started);
         changed
     }
@@ -49,10 +50,10 @@ impl Root {
             if !host::select_stream(h.context_id) {
                 continue; // the stream is gone
             }
-            match http::process(vm, now, now >= h.deadline) {
+            match http::process(vm, now, Some(h.deadline)) {
                 Outcome::Continue => host::resume_request(),
                 Outcome::Answered => {}
-                Outcome::Wait => still_held.push(h),
+                Outcome::Wait(_) => still_held.push(h),
             }
         }
         host::select_stream(self.context_id);
@@ -64,13 +65,24 @@ impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Some(vm) = &self.vm else { return };
         let mut vm = vm.borrow_mut();
-        let Some(index) = vm.calls.iter().position(|(t, _)| *t == token_id) else { return };
-        let (_, provider) = vm.calls.swap_remove(index);
-        let status = host::call_response_header(":status");
+        let Some(index) = vm.calls.iter().position(|(t, _, _)| *t == token_id) else { return };
+        let (_, provider, what) = vm.calls.swap_remove(index);
+        let Some(keys) = vm.keys.get(provider) else { return };
         // An oversize body is not even copied out of the host.
-        let body = if body_size <= MAX_JWKS_BYTES { host::call_response_body(body_size) } else { None };
-        if let Some(keys) = vm.keys.get(provider) {
-            keys.fetch_answered(host::now_ms(), status.as_deref(), body_size, body.as_deref());
+        let body = if body_size <= MAX_ANSWER_BYTES { host::call_response_body(body_size) } else { None };
+        let header = host::call_response_header;
+        let (status, cache_control, expires, date) =
+            (header(":status"), header("cache-control"), header("expires"), header("date"));
+        let answer = Answer {
+            status: status.as_deref(),
+            body_size,
+            body: body.as_deref(),
+            cache_control: cache_control.as_deref(),
+            expires: expires.as_deref(),
+            date: date.as_deref(),
+        };
+        if let Some((call, what)) = keys.fetch_answered(host::now_ms(), what, &answer) {
+            vm.calls.push((call, provider, what));
         }
     }
 }
@@ -91,7 +103,15 @@ impl RootContext for Root {
         for warning in &config.warnings {
             host::log(LogLevel::Warn, warning);
         }
-        let vm = Vm::new(config, host::now_ms());
+        let selected = match crypto::select(config.crypto) {
+            Ok(selected) => selected,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
+        host::log(selected.level, &selected.note);
+        let vm = Vm::new(config, host::now_ms(), selected.crypto);
         for keys in &vm.keys {
             keys.create_shared_state();
         }

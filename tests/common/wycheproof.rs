@@ -1,6 +1,8 @@
 //! Reading the Wycheproof vectors, which are never copied into this repository: they are found
 //! through `WYCHEPROOF_DIR` (default `../shared/wycheproof` beside the crate). Missing vectors fail
 //! the test under `CI=true` and are otherwise reported and skipped.
+// Each test file includes this module and uses only part of it.
+#![allow(dead_code)]
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -81,6 +83,8 @@ pub struct Tally {
     pub acceptable_refused: usize,
     /// Cases not run, by reason.
     pub skipped: BTreeMap<String, usize>,
+    /// Refused cases by reason, when recorded through `outcome`.
+    pub refusals: BTreeMap<String, usize>,
 }
 
 impl Tally {
@@ -98,11 +102,35 @@ impl Tally {
     pub fn skip(&mut self, why: &str) {
         *self.skipped.entry(why.to_owned()).or_default() += 1;
     }
+
+    /// Records a case's outcome, counting a refusal under its reason.
+    pub fn outcome<E: fmt::Display>(&mut self, expected: Expected, outcome: &Result<(), E>) {
+        self.record(expected, outcome.is_ok());
+        if let Err(why) = outcome {
+            *self.refusals.entry(why.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Adds another tally's counts to this one (per-group tallies into a total).
+    pub fn absorb(&mut self, other: &Tally) {
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+        self.acceptable_refused += other.acceptable_refused;
+        for (mine, theirs) in [(&mut self.skipped, &other.skipped), (&mut self.refusals, &other.refusals)] {
+            for (why, n) in theirs {
+                *mine.entry(why.clone()).or_default() += n;
+            }
+        }
+    }
 }
 
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "accepted {}, refused {}", self.accepted, self.refused)?;
+        if !self.refusals.is_empty() {
+            let reasons: Vec<String> = self.refusals.iter().map(|(why, n)| format!("{why}: {n}")).collect();
+            write!(f, " ({})", reasons.join(", "))?;
+        }
         if self.acceptable_refused > 0 {
             write!(
                 f,
