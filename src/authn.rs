@@ -344,6 +344,12 @@ fn triage<'t>(
         match cache.map(|c| c.get(&token.token, request.now_ms)) {
             Some(Some(Cached::Verified(jwt))) => {
                 env.events.push(Event::CacheHit(id));
+                // The keys that verified it must still be servable (not past `max_stale`).
+                match (env.keys)(id) {
+                    KeyState::Ready(ready) if ready.stale => env.events.push(Event::StaleServed(id)),
+                    KeyState::Ready(_) => {}
+                    KeyState::Pending | KeyState::Unavailable => return Err(AuthnError::KeysUnavailable),
+                }
                 jwt.claims.check(policy, now)?;
                 triage.verified.push((token.clone(), jwt));
                 continue;

@@ -15,7 +15,7 @@ use jwt_authn_wasm::config::{Config, KeySource, ProviderId};
 use jwt_authn_wasm::crypto::{Crypto, RustCrypto};
 use jwt_authn_wasm::error::{AuthnError, JwtError};
 use jwt_authn_wasm::forward::Mutations;
-use jwt_authn_wasm::jwks::{KeySet, PublicKey};
+use jwt_authn_wasm::jwks::{Jwk, KeySet};
 use serde_json::{Value, json};
 use std::cell::Cell;
 use support::mint::{self, TestKey, Token};
@@ -135,7 +135,7 @@ fn refusal(status: u32, code: &str, reason: &'static str) -> Decision {
 struct Counting(Cell<usize>);
 
 impl Crypto for Counting {
-    fn verify(&self, alg: Algorithm, key: &PublicKey, input: &[u8], sig: &[u8]) -> Result<(), JwtError> {
+    fn verify(&self, alg: Algorithm, key: &Jwk, input: &[u8], sig: &[u8]) -> Result<(), JwtError> {
         self.0.set(self.0.get() + 1);
         RustCrypto.verify(alg, key, input, sig)
     }
@@ -881,6 +881,27 @@ fn a_cached_token_skips_the_signature_but_not_the_claims() {
     let (later, events) = f.decide(&get("/api").bearer(&token).at(NOW + 3600 + 61));
     assert_eq!(later, refusal(401, "invalid_token", "jwt_expired"), "time is checked on every hit");
     assert_eq!((events, f.crypto_calls()), (vec![CacheHit(0), Refused(0, e), Denied(e)], 1));
+}
+
+#[test]
+fn a_cached_token_follows_the_state_of_its_keys() {
+    let mut f = Filter::new(corp_only(json!({})));
+    let token = good().sign();
+    let set = KeySet::parse(jwks().as_bytes()).unwrap().keys;
+    let (first, _) = f.decide(&get("/api").bearer(&token));
+    assert!(matches!(first, Decision::Allow(_)));
+    // Stale keys still serve the cached token, and say so.
+    f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true));
+    let (stale, events) = f.decide(&get("/api").bearer(&token));
+    assert!(matches!(stale, Decision::Allow(_)));
+    assert_eq!(events, vec![CacheHit(0), StaleServed(0), Verified(0), Allowed]);
+    // Past max_stale the cache does not keep the token alive: 503 as for any other token.
+    f.set_keys("corp", Keys::Unavailable);
+    let (expired, events) = f.decide(&get("/api").bearer(&token));
+    assert!(matches!(expired, Decision::Deny(Reply { status: 503, .. })), "{expired:?}");
+    let e = AuthnError::KeysUnavailable;
+    assert_eq!(events, vec![CacheHit(0), Refused(0, e), Denied(e)]);
+    assert_eq!(f.crypto_calls(), 1);
 }
 
 #[test]
