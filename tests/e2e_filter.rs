@@ -371,8 +371,8 @@ fn every_rule_kind_decides_and_forged_claim_headers_never_reach_the_upstream() {
 
 /// The two jwt_authn switches of the whole filter: `bypass_cors_preflight` lets a CORS preflight
 /// (OPTIONS with `Origin` and `Access-Control-Request-Method`, which browsers send without
-/// credentials) through whatever the rule requires; `strip_failure_response` answers a refusal
-/// with its status only, without challenge or body.
+/// credentials) through whatever the rule requires; `strip_failure_response` leaves the reason out
+/// of a refusal: no body, and a challenge without `error_description`.
 #[test]
 fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     let mut policy = policy();
@@ -388,21 +388,23 @@ fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     assert_eq!(r.json()["method"], "OPTIONS");
     assert!(seen.get("x-jwt-sub").is_none(), "forged claim header on a bypassed preflight: {seen}");
 
-    // Not a preflight without both headers: the rule applies, and the refusal is bare.
+    // Not a preflight without both headers: the rule applies, and the refusal says no reason.
+    let realm = "Bearer realm=\"http://localhost/hello\"";
+    let invalid = format!("{realm}, error=\"invalid_token\"");
     let refusals = [
-        ("OPTIONS", &preflight[..1], None, 401),
-        ("OPTIONS", &preflight[1..], None, 401),
-        ("GET", &preflight[..], None, 401),
-        ("GET", &[][..], Some(mint::tamper(&rsa().sign())), 401),
-        ("GET", &[][..], Some(rsa().aud("other.example").sign()), 403),
+        ("OPTIONS", &preflight[..1], None, 401, realm.to_string()),
+        ("OPTIONS", &preflight[1..], None, 401, realm.to_string()),
+        ("GET", &preflight[..], None, 401, realm.to_string()),
+        ("GET", &[][..], Some(mint::tamper(&rsa().sign())), 401, invalid.clone()),
+        ("GET", &[][..], Some(rsa().aud("other.example").sign()), 403, invalid),
     ];
-    for (method, headers, token, status) in refusals {
+    for (method, headers, token, status, challenge) in refusals {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = headers.to_vec();
         headers.extend(auth.as_deref().map(|a| ("authorization", a)));
         let r = http::request(stack.envoy.port(), method, "/hello", &headers).unwrap();
         assert_eq!((r.status, r.body.as_str()), (status, ""), "{method} {headers:?}");
-        assert_eq!(r.header("www-authenticate"), None, "{method} {headers:?}");
+        assert_eq!(r.header("www-authenticate"), Some(challenge.as_str()), "{method} {headers:?}");
     }
     assert_eq!(stack.upstream.hits(), 1);
     assert_healthy(&stack);
