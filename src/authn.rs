@@ -191,6 +191,10 @@ impl Checked {
         for token in &found {
             match cache.as_deref().and_then(|c| c.get(&token.token, request.now_ms)) {
                 Some(Cached::Verified(jwt)) => match jwt.claims.check(&policy, now) {
+                    // Keys past max_stale vouch for nothing, not even tokens they verified before.
+                    Ok(()) if matches!((env.keys)(id), KeyState::Unavailable) => {
+                        return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
+                    }
                     Ok(()) => verified.push((token.clone(), jwt)),
                     Err(e) => return ProviderOutcome::Failed(AuthnError::Jwt(e)),
                 },
