@@ -165,7 +165,12 @@ impl Checks {
         // and stale for MAX_STALE after that, counted from a moment after `broken`.
         let failures = log_lines(&stack.envoy, fault.logged()).len();
         let hits = stack.jwks.hits();
-        assert!(support::wait_until(Duration::from_secs(3), || stack.jwks.hits() > hits), "no refresh");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        // A tight poll: `broken` is the clock all timings below count from.
+        while stack.jwks.hits() == hits {
+            assert!(Instant::now() < deadline, "no refresh");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let broken = Instant::now();
         fault.apply(&mut stack.jwks);
         let when = format!("during {fault:?}");
@@ -191,7 +196,7 @@ impl Checks {
         };
         eprintln!("{fault:?}: valid tokens passed until {unavailable_at:?} after the last good fetch");
         assert!(
-            unavailable_at >= expiry - Duration::from_millis(50),
+            unavailable_at >= expiry - Duration::from_millis(100),
             "503 before max_stale: {unavailable_at:?}"
         );
         for _ in 0..3 {
