@@ -46,8 +46,9 @@ pub struct ProviderKeys {
     state: FetchState,
     version: u64,
     set: Option<Rc<KeySet>>,
-    /// Whether this VM has already warned that it serves stale keys.
-    warned_stale: bool,
+    /// What this VM last warned about its keys (`Fresh`: nothing yet): it warns once when they
+    /// turn stale and once more when they pass max_stale.
+    warned: Freshness,
     metrics: ProviderMetrics,
 }
 
@@ -77,7 +78,7 @@ impl ProviderKeys {
             state: FetchState::default(),
             version: 0,
             set,
-            warned_stale: false,
+            warned: Freshness::Fresh,
             metrics,
         }
     }
@@ -141,7 +142,7 @@ impl ProviderKeys {
             Ok(ParsedJwks { keys, .. }) => {
                 self.version = version;
                 self.set = Some(adopt(&self.name, keys, crypto));
-                self.warned_stale = false;
+                self.warned = Freshness::Fresh;
                 true
             }
             // Only valid sets are published, so this is a torn or foreign value: retry next tick.
@@ -152,8 +153,8 @@ impl ProviderKeys {
     fn warn_if_stale(&mut self, now: u64) {
         let Some(remote) = &self.remote else { return };
         let freshness = self.state.freshness(now, &remote.schedule);
-        if self.set.is_some() && freshness != Freshness::Fresh && !self.warned_stale {
-            self.warned_stale = true;
+        if self.set.is_some() && freshness != Freshness::Fresh && freshness != self.warned {
+            self.warned = freshness;
             let what = match freshness {
                 Freshness::Expired => "are older than max_stale: requests get 503 until a fetch succeeds",
                 _ => "are stale (refreshes failing): still serving them, for at most max_stale",

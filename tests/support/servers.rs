@@ -311,10 +311,13 @@ struct JwksBehaviour {
     delay: Duration,
     hang: bool,
     close: bool,
+    /// Bodies for given paths (query included), served instead of `body`.
+    paths: BTreeMap<String, String>,
 }
 
-/// A JWKS endpoint (any path) whose answer the test changes at any time, and that can go down
-/// and come back on the same port.
+/// A JWKS endpoint (any path; `set_path_body` gives some paths their own body, e.g. an OIDC
+/// discovery document beside the JWKS) whose answer the test changes at any time, and that can
+/// go down and come back on the same port.
 pub struct JwksServer {
     server: HttpServer,
     behaviour: Arc<Mutex<JwksBehaviour>>,
@@ -354,22 +357,24 @@ impl JwksServer {
             delay: Duration::ZERO,
             hang: false,
             close: false,
+            paths: BTreeMap::new(),
         }))
     }
 
     fn handler(behaviour: &Arc<Mutex<JwksBehaviour>>) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let behaviour = behaviour.clone();
-        move |_| {
+        move |request| {
             let b = lock(&behaviour).clone();
             if b.hang {
                 Reply::Hang
             } else if b.close {
                 Reply::Close
             } else {
+                let body = b.paths.get(&request.path).cloned().unwrap_or(b.body);
                 Reply::Answer {
                     status: b.status,
                     headers: b.headers.into_iter().collect(),
-                    body: b.body,
+                    body,
                     delay: b.delay,
                 }
             }
@@ -382,6 +387,16 @@ impl JwksServer {
 
     pub fn set_body(&self, body: &str) {
         lock(&self.behaviour).body = body.to_string();
+    }
+
+    /// Answers requests for exactly `path` (query included) with `body` instead of the common
+    /// one; `None` goes back to the common body. Status, headers and faults stay common.
+    pub fn set_path_body(&self, path: &str, body: Option<&str>) {
+        let mut b = lock(&self.behaviour);
+        match body {
+            Some(body) => b.paths.insert(path.to_string(), body.to_string()),
+            None => b.paths.remove(path),
+        };
     }
 
     pub fn set_status(&self, status: u16) {
