@@ -179,8 +179,7 @@ impl HttpServer {
 /// server that is not listening (reserved, or stopped to come back) must not be handed to anyone
 /// else meanwhile: the kernel gives sockets bound to port 0 (other servers, Envoy's listeners, in
 /// this process or in any other test run on the machine) only ephemeral ports, so it never hands
-/// out one of these. (With OS-picked ports, a test's "not yet up" identity provider once served
-/// keys before the test started it: most likely another test's JWKS server on the same port.)
+/// out one of these.
 fn private_ports() -> impl Iterator<Item = u16> {
     use std::hash::{BuildHasher, Hasher};
     const LOWEST: u16 = 10_000;
