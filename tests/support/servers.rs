@@ -211,13 +211,16 @@ struct Connection {
 
 impl Connection {
     fn serve(&self, mut stream: TcpStream) {
-        self.hits.fetch_add(1, Ordering::SeqCst);
         let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
         let Some(request) = read_request(&stream) else {
             return;
         };
         lock(&self.requests).push(request.clone());
-        match (self.handler)(&request) {
+        let reply = (self.handler)(&request);
+        // Counted once the answer is chosen: a test that changes the server's behaviour as soon as
+        // it sees a hit does not change the answer to that hit.
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        match reply {
             Reply::Answer { status, headers, body, delay } => {
                 if self.sleep(delay) {
                     let _ = stream.write_all(&encode_response(status, &headers, &body));
