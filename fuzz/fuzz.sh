@@ -29,14 +29,15 @@ BIN_DIR=$FUZZ_DIR/target/$TRIPLE/release
 : "${FUZZ_SECONDS:=60}" "${FUZZ_TIMEOUT:=5}" "${FUZZ_RSS_MB:=1024}" "${FUZZ_MALLOC_MB:=128}"
 : "${FUZZ_MAX_LEN:=16384}" "${FUZZ_ARGS:=}"
 
-# cargo-fuzz 0.13's defaults (sancov-module with inline 8-bit counters, pc table, compare tracing
-# and stack depth; branch folding off; one codegen unit; ASan), so `cargo fuzz` reuses this build.
-# --target keeps these flags off build scripts and proc macros.
+# Exactly the flags of cargo-fuzz 0.13 (`cargo fuzz build`, with the debug assertions this
+# Cargo.toml's release profile asks for): sancov-module with inline 8-bit counters, pc table,
+# compare tracing and stack depth; branch folding off; ASan; one codegen unit. So `cargo fuzz`
+# reuses this build and this script reuses its. --target keeps them off build scripts and macros.
 RUSTFLAGS_FUZZ="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing \
 -Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Zsanitizer=address \
--Cllvm-args=-sanitizer-coverage-stack-depth -Ccodegen-units=1"
+-Cllvm-args=-sanitizer-coverage-stack-depth -Cdebug-assertions -Ccodegen-units=1"
 
 cargo_fuzz() {
 	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$RUSTFLAGS_FUZZ" \
@@ -95,14 +96,20 @@ run() {
 	fi
 }
 
-case "${1:-run}" in
-build) build ;;
-test) cargo_fuzz test --lib ;;
-run) run "${@:2}" ;;
-repro)
-	[ $# -eq 3 ] || { echo "usage: $0 repro TARGET FILE" >&2; exit 2; }
-	RUST_BACKTRACE=1 "$BIN_DIR/$2" -timeout="$FUZZ_TIMEOUT" -rss_limit_mb="$FUZZ_RSS_MB" \
-		-malloc_limit_mb="$FUZZ_MALLOC_MB" "$3"
-	;;
-*) sed -n '2,20p' "$0" >&2; exit 2 ;;
-esac
+# All in a function, called from the last line: bash reads a script as it runs, so editing this file
+# during a long run would otherwise change the rest of that run.
+main() {
+	case "${1:-run}" in
+	build) build ;;
+	test) cargo_fuzz test --lib ;;
+	run) run "${@:2}" ;;
+	repro)
+		[ $# -eq 3 ] || { echo "usage: $0 repro TARGET FILE" >&2; exit 2; }
+		RUST_BACKTRACE=1 "$BIN_DIR/$2" -timeout="$FUZZ_TIMEOUT" -rss_limit_mb="$FUZZ_RSS_MB" \
+			-malloc_limit_mb="$FUZZ_MALLOC_MB" "$3"
+		;;
+	*) sed -n '2,20p' "$0" >&2; exit 2 ;;
+	esac
+}
+
+main "$@"; exit
