@@ -33,7 +33,7 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     let decision = vm.borrow_mut().decide(&headers, now_ms, held_until);
     match decision {
         Decision::Allow(mutations) => {
-            apply(&mutations);
+            apply(&mutations, &headers);
             Outcome::Continue
         }
         Decision::Deny(reply) => {
@@ -48,8 +48,9 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     }
 }
 
-fn apply(m: &Mutations) {
-    for name in &m.remove {
+/// Carries out the header changes; a header the request does not carry costs no host call.
+fn apply(m: &Mutations, headers: &[(String, String)]) {
+    for name in m.remove.iter().filter(|name| headers.iter().any(|(n, _)| n == *name)) {
         host::remove_request_header(name);
     }
     for (name, value) in &m.set {
