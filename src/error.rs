@@ -71,6 +71,12 @@ pub enum JwtError {
     MissingAudience,
     /// No token audience equals an allowed one.
     AudienceNotAllowed,
+    /// The provider's `subjects` matcher refuses the token's `sub` (or it has none).
+    SubjectNotAllowed,
+    /// A `required_claims` entry is absent or has none of its values.
+    ClaimMismatch,
+    /// A `required_scopes` entry is not granted by `scope`/`scp`.
+    InsufficientScope,
 
     // Rules 5 and 7: keys and signature.
     /// The token names a `kid` that is not in the key set.
@@ -118,22 +124,98 @@ impl JwtError {
             IssuerNotAllowed => "jwt_issuer_not_allowed",
             MissingAudience => "jwt_missing_audience",
             AudienceNotAllowed => "jwt_audience_not_allowed",
+            SubjectNotAllowed => "jwt_subject_not_allowed",
+            ClaimMismatch => "jwt_required_claim_mismatch",
+            InsufficientScope => "jwt_insufficient_scope",
             UnknownKid => "jwt_unknown_kid",
             NoMatchingKey => "jwt_no_matching_key",
             BadSignature => "jwt_bad_signature",
         }
     }
 
+    /// The coarse class of the failure, for metric names (a handful per provider rather than one
+    /// per reason).
+    pub fn category(self) -> &'static str {
+        use JwtError::*;
+        match self {
+            AlgNotAllowed => "alg_not_allowed",
+            Expired => "expired",
+            NotYetValid => "not_yet_valid",
+            MissingExp | MissingIat | LifetimeTooLong => "lifetime",
+            IssuerNotAllowed => "issuer",
+            MissingAudience | AudienceNotAllowed => "audience",
+            SubjectNotAllowed => "subject",
+            ClaimMismatch | InsufficientScope => "insufficient_scope",
+            UnknownKid => "unknown_kid",
+            NoMatchingKey | BadSignature => "bad_signature",
+            TooLarge
+            | JsonSerialization
+            | Jwe
+            | BadFormat
+            | HeaderBadBase64
+            | PayloadBadBase64
+            | SignatureBadBase64
+            | HeaderParse
+            | HeaderDuplicateMember
+            | HeaderMissingAlg
+            | HeaderBadAlg
+            | HeaderBadKid
+            | HeaderBadCrit
+            | CritNotSupported
+            | NestedJwt
+            | PayloadParse
+            | PayloadDuplicateMember
+            | BadIss
+            | BadSub
+            | BadAud
+            | BadExp
+            | BadNbf
+            | BadIat => "malformed",
+        }
+    }
+
     /// Every variant, for exhaustive tests (reason strings unique, metrics pre-defined).
-    pub const ALL: [JwtError; 35] = {
+    pub const ALL: [JwtError; 38] = {
         use JwtError::*;
         [
-            TooLarge, JsonSerialization, Jwe, BadFormat, HeaderBadBase64, PayloadBadBase64,
-            SignatureBadBase64, HeaderParse, HeaderDuplicateMember, HeaderMissingAlg, HeaderBadAlg,
-            AlgNotAllowed, HeaderBadKid, HeaderBadCrit, CritNotSupported, NestedJwt, PayloadParse,
-            PayloadDuplicateMember, BadIss, BadSub, BadAud, BadExp, BadNbf, BadIat, Expired,
-            NotYetValid, MissingExp, MissingIat, LifetimeTooLong, IssuerNotAllowed,
-            MissingAudience, AudienceNotAllowed, UnknownKid, NoMatchingKey, BadSignature,
+            TooLarge,
+            JsonSerialization,
+            Jwe,
+            BadFormat,
+            HeaderBadBase64,
+            PayloadBadBase64,
+            SignatureBadBase64,
+            HeaderParse,
+            HeaderDuplicateMember,
+            HeaderMissingAlg,
+            HeaderBadAlg,
+            AlgNotAllowed,
+            HeaderBadKid,
+            HeaderBadCrit,
+            CritNotSupported,
+            NestedJwt,
+            PayloadParse,
+            PayloadDuplicateMember,
+            BadIss,
+            BadSub,
+            BadAud,
+            BadExp,
+            BadNbf,
+            BadIat,
+            Expired,
+            NotYetValid,
+            MissingExp,
+            MissingIat,
+            LifetimeTooLong,
+            IssuerNotAllowed,
+            MissingAudience,
+            AudienceNotAllowed,
+            SubjectNotAllowed,
+            ClaimMismatch,
+            InsufficientScope,
+            UnknownKid,
+            NoMatchingKey,
+            BadSignature,
         ]
     };
 }
@@ -150,6 +232,18 @@ impl std::error::Error for JwtError {}
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn every_category_is_listed() {
+        for e in JwtError::ALL.map(AuthnError::Jwt).into_iter().chain([
+            AuthnError::Missing,
+            AuthnError::RepeatedLocation,
+            AuthnError::MalformedLocation,
+            AuthnError::KeysUnavailable,
+        ]) {
+            assert!(AuthnError::CATEGORIES.contains(&e.category()), "{e}");
+        }
+    }
 
     #[test]
     fn reasons_are_unique_snake_case() {
@@ -178,6 +272,34 @@ pub enum AuthnError {
 }
 
 impl AuthnError {
+    /// Every metric category, in a stable order.
+    pub const CATEGORIES: [&'static str; 14] = [
+        "missing",
+        "malformed",
+        "alg_not_allowed",
+        "bad_signature",
+        "unknown_kid",
+        "expired",
+        "not_yet_valid",
+        "lifetime",
+        "issuer",
+        "audience",
+        "subject",
+        "insufficient_scope",
+        "keys_unavailable",
+        "other",
+    ];
+
+    /// The coarse class, for metric names (see [`JwtError::category`]).
+    pub fn category(self) -> &'static str {
+        match self {
+            AuthnError::Missing => "missing",
+            AuthnError::RepeatedLocation | AuthnError::MalformedLocation => "malformed",
+            AuthnError::Jwt(e) => e.category(),
+            AuthnError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             AuthnError::Missing => "jwt_missing",

@@ -1,1 +1,423 @@
-//! (being written)
+//! Finding a provider's tokens in a request, and removing them before it goes upstream. Pure.
+//!
+//! Stricter than jwt_authn's extractor, which finds `value_prefix` anywhere in a header value
+//! (case-sensitively) and then skips to the first base64url character, and which silently takes the
+//! first of repeated parameters and cookies. Here:
+//! - a header value must be `<scheme> <token>` exactly: the scheme compared ASCII
+//!   case-insensitively (RFC 9110 §11.1), then one or more spaces, then one token and nothing else;
+//!   a value with the scheme and anything else is refused (`MalformedLocation`), a value with another
+//!   scheme (`Basic ...`) holds no token for this location;
+//! - a configured header, parameter or cookie present twice refuses the request
+//!   (`RepeatedLocation`): two candidates are ambiguous, and the one not verified could be the one
+//!   the upstream reads;
+//! - a token is one or more base64url characters and dots (the JWS compact form's alphabet); the
+//!   token decoder checks the structure;
+//! - a value longer than `max_token_bytes` is refused before it is decoded or copied.
+
+use crate::config::{HeaderLocation, TokenLocations, is_tchar};
+use crate::error::{AuthnError, JwtError};
+
+/// Where a token was found, by configured name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Header(String),
+    Param(String),
+    Cookie(String),
+}
+
+/// A token candidate, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundToken {
+    pub token: String,
+    pub location: Location,
+}
+
+/// Every token in the configured locations, headers first, then parameters, then cookies, each in
+/// configuration order. Every one must verify (as jwt_authn: a good token must not vouch for a bad
+/// one the upstream might read). `headers` as proxy-wasm gives them (a repeated header appears
+/// twice); `path` is `:path` with its query.
+pub fn extract(
+    locations: &TokenLocations,
+    headers: &[(String, String)],
+    path: &str,
+) -> Result<Vec<FoundToken>, AuthnError> {
+    let max = locations.max_token_bytes;
+    let mut found = Vec::new();
+    for location in &locations.headers {
+        if let Some(token) = from_header(location, headers, max)? {
+            found.push(FoundToken { token, location: Location::Header(location.name.clone()) });
+        }
+    }
+    let query = query_of(path);
+    for name in &locations.params {
+        if let Some(token) = from_query(query, name, max)? {
+            found.push(FoundToken { token, location: Location::Param(name.clone()) });
+        }
+    }
+    for name in &locations.cookies {
+        if let Some(token) = from_cookies(headers, name, max)? {
+            found.push(FoundToken { token, location: Location::Cookie(name.clone()) });
+        }
+    }
+    Ok(found)
+}
+
+fn from_header(
+    location: &HeaderLocation,
+    headers: &[(String, String)],
+    max: usize,
+) -> Result<Option<String>, AuthnError> {
+    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&location.name)).map(|(_, v)| v);
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(AuthnError::RepeatedLocation);
+    }
+    after_scheme(value, location)?.map(|token| checked_token(token.as_bytes(), max)).transpose()
+}
+
+/// The part of `value` after the location's scheme; `None` when the value has another scheme.
+fn after_scheme<'v>(value: &'v str, location: &HeaderLocation) -> Result<Option<&'v str>, AuthnError> {
+    let (scheme, space_required) = location.scheme();
+    if scheme.is_empty() {
+        // No prefix configured: the whole value is the token.
+        return Ok(Some(value));
+    }
+    let Some(rest) = value
+        .get(..scheme.len())
+        .filter(|head| head.eq_ignore_ascii_case(scheme))
+        .and_then(|_| value.get(scheme.len()..))
+    else {
+        return Ok(None);
+    };
+    if !space_required {
+        return Ok(Some(rest));
+    }
+    // `Bearerx` is another scheme; `Bearer`, `Bearer\tx` or `Bearer,x` are this one, malformed.
+    if rest.bytes().next().is_some_and(is_tchar) {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.len() == rest.len() {
+        return Err(AuthnError::MalformedLocation);
+    }
+    Ok(Some(token))
+}
+
+/// The query of `:path` (after the first `?`, before any `#`).
+fn query_of(path: &str) -> Option<&str> {
+    let before_fragment = path.split('#').next().unwrap_or(path);
+    before_fragment.split_once('?').map(|(_, query)| query)
+}
+
+fn from_query(query: Option<&str>, name: &str, max: usize) -> Result<Option<String>, AuthnError> {
+    let Some(query) = query else { return Ok(None) };
+    let mut found = None;
+    for pair in query.split('&') {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        if param_name_is(raw_name, name) && found.replace(raw_value).is_some() {
+            return Err(AuthnError::RepeatedLocation);
+        }
+    }
+    let Some(raw) = found else { return Ok(None) };
+    // Percent-encoding at most triples a length: refuse before decoding.
+    if raw.len() > max.saturating_mul(3) {
+        return Err(AuthnError::Jwt(JwtError::TooLarge));
+    }
+    let decoded = percent_decode(raw).ok_or(AuthnError::MalformedLocation)?;
+    checked_token(&decoded, max).map(Some)
+}
+
+/// Whether a raw (encoded) parameter name decodes to `name`; undecodable names never match.
+fn param_name_is(raw: &str, name: &str) -> bool {
+    if !raw.contains(['%', '+']) {
+        return raw == name;
+    }
+    percent_decode(raw).is_some_and(|decoded| decoded == name.as_bytes())
+}
+
+/// `application/x-www-form-urlencoded` decoding, strict: `%` must start two hex digits.
+fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+            }
+            b'+' => b' ',
+            other => other,
+        });
+    }
+    Some(out)
+}
+
+fn from_cookies(headers: &[(String, String)], name: &str, max: usize) -> Result<Option<String>, AuthnError> {
+    let mut found = None;
+    let cookie_headers = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("cookie"));
+    for (_, header) in cookie_headers {
+        for pair in header.split(';') {
+            if let Some(value) = cookie_value(pair, name) {
+                if found.replace(value).is_some() {
+                    return Err(AuthnError::RepeatedLocation);
+                }
+            }
+        }
+    }
+    found.map(|value| checked_token(unquote(value).as_bytes(), max)).transpose()
+}
+
+/// The value of one `name=value` cookie pair (RFC 6265 §4.2.1), when its name is `name`.
+fn cookie_value<'c>(pair: &'c str, name: &str) -> Option<&'c str> {
+    let (n, value) = pair.split_once('=')?;
+    (n.trim_matches(is_blank) == name).then(|| value.trim_matches(is_blank))
+}
+
+fn unquote(value: &str) -> &str {
+    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
+}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// The token, if it fits and has only JWS compact characters.
+fn checked_token(token: &[u8], max: usize) -> Result<String, AuthnError> {
+    if token.len() > max {
+        return Err(AuthnError::Jwt(JwtError::TooLarge));
+    }
+    let jws_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if token.is_empty() || !token.iter().all(jws_char) {
+        return Err(AuthnError::MalformedLocation);
+    }
+    // Only ASCII is left, so the conversion cannot fail.
+    String::from_utf8(token.to_vec()).map_err(|_| AuthnError::MalformedLocation)
+}
+
+/// `path` without any `name` query parameter (matched as [`extract`] matches it); the rest is kept
+/// byte for byte, and the `?` goes when nothing is left of the query.
+pub fn strip_param(path: &str, name: &str) -> String {
+    let (before_fragment, fragment) = path.split_at(path.find('#').unwrap_or(path.len()));
+    let Some((base, query)) = before_fragment.split_once('?') else { return path.to_owned() };
+    let is_token = |pair: &&str| param_name_is(pair.split('=').next().unwrap_or(pair), name);
+    if !query.split('&').any(|pair| is_token(&pair)) {
+        return path.to_owned();
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !is_token(pair)).collect();
+    let query = kept.join("&");
+    let separator = if query.is_empty() { "" } else { "?" };
+    format!("{base}{separator}{query}{fragment}")
+}
+
+/// One `cookie` header value without any `name` cookie; `None` when no cookie is left.
+pub fn strip_cookie(cookie_header: &str, name: &str) -> Option<String> {
+    let is_token = |pair: &&str| cookie_value(pair, name).is_some();
+    if !cookie_header.split(';').any(|pair| is_token(&pair)) {
+        return Some(cookie_header.to_owned());
+    }
+    let kept: Vec<&str> = cookie_header.split(';').filter(|pair| !is_token(pair)).collect();
+    let rest = kept.join(";");
+    let rest = rest.trim_start_matches(is_blank);
+    (!rest.trim_matches(|c| c == ';' || is_blank(c)).is_empty()).then(|| rest.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+
+    fn locations(headers: &[(&str, &str)], params: &[&str], cookies: &[&str]) -> TokenLocations {
+        TokenLocations {
+            headers: headers
+                .iter()
+                .map(|(n, p)| HeaderLocation { name: (*n).into(), value_prefix: (*p).into() })
+                .collect(),
+            params: params.iter().map(|p| (*p).into()).collect(),
+            cookies: cookies.iter().map(|c| (*c).into()).collect(),
+            max_token_bytes: 64,
+        }
+    }
+
+    fn headers(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect()
+    }
+
+    /// Request headers and the tokens expected from them.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Result<Vec<&'a str>, AuthnError>);
+
+    fn tokens(result: Result<Vec<FoundToken>, AuthnError>) -> Result<Vec<String>, AuthnError> {
+        result.map(|found| found.into_iter().map(|t| t.token).collect())
+    }
+
+    #[test]
+    fn header_values() {
+        use AuthnError::{MalformedLocation as Malformed, RepeatedLocation as Repeated};
+        let bearer = locations(&[("authorization", "Bearer ")], &[], &[]);
+        let bare = locations(&[("x-token", "")], &[], &[]);
+        let eq = locations(&[("x-token", "token=")], &[], &[]);
+        let too_long = format!("Bearer {}", "a".repeat(65));
+        let full = format!("Bearer {JWT}");
+        let cases: Vec<(&TokenLocations, Case)> = vec![
+            (&bearer, (vec![("authorization", &full)], Ok(vec![JWT]))),
+            (&bearer, (vec![("authorization", "bearer a.b.c")], Ok(vec!["a.b.c"]))),
+            (&bearer, (vec![("authorization", "BEARER a.b.c")], Ok(vec!["a.b.c"]))),
+            (&bearer, (vec![("authorization", "Bearer    a.b.c")], Ok(vec!["a.b.c"]))),
+            (&bearer, (vec![("Authorization", "Bearer a.b.c")], Ok(vec!["a.b.c"]))),
+            (&bearer, (vec![], Ok(vec![]))),
+            (&bearer, (vec![("x-other", "Bearer a.b.c")], Ok(vec![]))),
+            (&bearer, (vec![("authorization", "Basic dXNlcjpwdw==")], Ok(vec![]))),
+            (&bearer, (vec![("authorization", "Bearerx a.b.c")], Ok(vec![]))),
+            (&bearer, (vec![("authorization", "")], Ok(vec![]))),
+            (&bearer, (vec![("authorization", "Bearer")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer ")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer\ta.b.c")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a.b.c ")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a b")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a,b")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a.b.c, Bearer d.e.f")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a+b/c=")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer {\"payload\":1}")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a.b.é")], Err(Malformed))),
+            (&bearer, (vec![("authorization", "Bearer a"), ("authorization", "Bearer b")], Err(Repeated))),
+            (&bearer, (vec![("authorization", "Basic x"), ("authorization", "Bearer b")], Err(Repeated))),
+            (&bearer, (vec![("authorization", &too_long)], Err(AuthnError::Jwt(JwtError::TooLarge)))),
+            (&bare, (vec![("x-token", "a.b.c")], Ok(vec!["a.b.c"]))),
+            (&bare, (vec![("x-token", "Bearer a.b.c")], Err(Malformed))),
+            (&bare, (vec![("x-token", "")], Err(Malformed))),
+            (&eq, (vec![("x-token", "token=a.b.c")], Ok(vec!["a.b.c"]))),
+            (&eq, (vec![("x-token", "TOKEN=a.b.c")], Ok(vec!["a.b.c"]))),
+            (&eq, (vec![("x-token", "token= a.b.c")], Err(Malformed))),
+            (&eq, (vec![("x-token", "other=a.b.c")], Ok(vec![]))),
+        ];
+        for (locs, (list, expected)) in cases {
+            let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(tokens(extract(locs, &headers(&list), "/")), expected, "{list:?}");
+        }
+    }
+
+    #[test]
+    fn header_location_names_the_header() {
+        let locs = locations(&[("authorization", "Bearer ")], &[], &[]);
+        let found = extract(&locs, &headers(&[("authorization", "Bearer a.b.c")]), "/").unwrap();
+        assert_eq!(
+            found,
+            [FoundToken { token: "a.b.c".into(), location: Location::Header("authorization".into()) }]
+        );
+    }
+
+    #[test]
+    fn query_parameters() {
+        use AuthnError::{MalformedLocation as Malformed, RepeatedLocation as Repeated};
+        let locs = locations(&[], &["access_token"], &[]);
+        let encoded = format!("/p?access_token={}", "%41".repeat(22));
+        let long_encoded = format!("/p?access_token={}", "%41".repeat(65));
+        let long = format!("/p?access_token={}", "A".repeat(65));
+        let cases: Vec<(&str, Result<Vec<&str>, AuthnError>)> = vec![
+            ("/p?access_token=a.b.c", Ok(vec!["a.b.c"])),
+            ("/p?x=1&access_token=a.b.c&y=2", Ok(vec!["a.b.c"])),
+            ("/p?access_token=a%2Eb%2ec", Ok(vec!["a.b.c"])),
+            ("/p?access%5Ftoken=a.b.c", Ok(vec!["a.b.c"])),
+            ("/p?access_token=a.b.c#frag", Ok(vec!["a.b.c"])),
+            ("/p", Ok(vec![])),
+            ("/p?", Ok(vec![])),
+            ("/p?access_tokens=a.b.c&xaccess_token=d", Ok(vec![])),
+            ("/p#?access_token=a.b.c", Ok(vec![])),
+            ("/p?q=%zz&access_token=a.b.c", Ok(vec!["a.b.c"])),
+            ("/p?access_token=a.b.c&access_token=a.b.c", Err(Repeated)),
+            ("/p?access_token=a.b.c&access%5Ftoken=d", Err(Repeated)),
+            ("/p?access_token=a.b%2", Err(Malformed)),
+            ("/p?access_token=a.b%zz", Err(Malformed)),
+            ("/p?access_token=a+b", Err(Malformed)),
+            ("/p?access_token=a%20b", Err(Malformed)),
+            ("/p?access_token=", Err(Malformed)),
+            ("/p?access_token", Err(Malformed)),
+            (&encoded, Ok(vec!["AAAAAAAAAAAAAAAAAAAAAA"])),
+            (&long_encoded, Err(AuthnError::Jwt(JwtError::TooLarge))),
+            (&long, Err(AuthnError::Jwt(JwtError::TooLarge))),
+        ];
+        for (path, expected) in cases {
+            let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(tokens(extract(&locs, &[], path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn cookies() {
+        use AuthnError::{MalformedLocation as Malformed, RepeatedLocation as Repeated};
+        let locs = locations(&[], &[], &["session"]);
+        let cases: Vec<Case> = vec![
+            (vec![("cookie", "session=a.b.c")], Ok(vec!["a.b.c"])),
+            (vec![("cookie", "a=1; session=a.b.c; b=2")], Ok(vec!["a.b.c"])),
+            (vec![("cookie", "a=1;session=a.b.c")], Ok(vec!["a.b.c"])),
+            (vec![("cookie", "session=\"a.b.c\"")], Ok(vec!["a.b.c"])),
+            (vec![("cookie", "a=1"), ("cookie", "session=a.b.c")], Ok(vec!["a.b.c"])),
+            (vec![("cookie", "sessions=a.b.c; Session=d")], Ok(vec![])),
+            (vec![("x-cookie", "session=a.b.c")], Ok(vec![])),
+            (vec![("cookie", "session=a.b.c; session=a.b.c")], Err(Repeated)),
+            (vec![("cookie", "session=a"), ("cookie", "x=1; session=b")], Err(Repeated)),
+            (vec![("cookie", "session=")], Err(Malformed)),
+            (vec![("cookie", "session=a%2Eb")], Err(Malformed)),
+        ];
+        for (list, expected) in cases {
+            let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(tokens(extract(&locs, &headers(&list), "/")), expected, "{list:?}");
+        }
+    }
+
+    #[test]
+    fn every_location_is_returned_in_order() {
+        let locs = locations(&[("authorization", "Bearer "), ("x-jwt", "")], &["t"], &["s"]);
+        let list = headers(&[("cookie", "s=c.c.c"), ("x-jwt", "b.b.b"), ("authorization", "Bearer a.a.a")]);
+        let found = extract(&locs, &list, "/p?t=d.d.d").unwrap();
+        assert_eq!(
+            found.iter().map(|t| (t.token.as_str(), &t.location)).collect::<Vec<_>>(),
+            [
+                ("a.a.a", &Location::Header("authorization".into())),
+                ("b.b.b", &Location::Header("x-jwt".into())),
+                ("d.d.d", &Location::Param("t".into())),
+                ("c.c.c", &Location::Cookie("s".into())),
+            ]
+        );
+        // The first refused location refuses the whole extraction.
+        let list = headers(&[("x-jwt", "b.b.b"), ("authorization", "Bearer")]);
+        assert_eq!(extract(&locs, &list, "/"), Err(AuthnError::MalformedLocation));
+    }
+
+    #[test]
+    fn strip_param_keeps_the_rest_exactly() {
+        for (path, expected) in [
+            ("/p?access_token=a.b.c", "/p"),
+            ("/p?a=1&access_token=x&b=%20+2", "/p?a=1&b=%20+2"),
+            ("/p?access_token=x&a=1", "/p?a=1"),
+            ("/p?a=1&access_token=x", "/p?a=1"),
+            ("/p?access_token=x&access%5Ftoken=y&a", "/p?a"),
+            ("/p?access_token", "/p"),
+            ("/p?access_token=x#frag", "/p#frag"),
+            ("/p?a=1&&access_token=x", "/p?a=1&"),
+            ("/p?a=1&access_tokens=2", "/p?a=1&access_tokens=2"),
+            ("/p?", "/p?"),
+            ("/p", "/p"),
+            ("/p#access_token=x", "/p#access_token=x"),
+        ] {
+            assert_eq!(strip_param(path, "access_token"), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn strip_cookie_keeps_the_rest() {
+        for (header, expected) in [
+            ("session=x", None),
+            (" session=x ", None),
+            ("session=x; session=y", None),
+            ("a=1; session=x; b=2", Some("a=1; b=2")),
+            ("session=x; a=1", Some("a=1")),
+            ("a=1; session=x", Some("a=1")),
+            ("a=1;session=x;b=2", Some("a=1;b=2")),
+            ("a=1; sessions=x", Some("a=1; sessions=x")),
+            ("a=1", Some("a=1")),
+        ] {
+            assert_eq!(strip_cookie(header, "session").as_deref(), expected, "{header}");
+        }
+    }
+}

@@ -35,9 +35,7 @@ impl fmt::Display for StrictJsonError {
 /// (the top object is depth 1).
 pub fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Strict { depth_left: max_depth }
-        .deserialize(&mut de)
-        .map_err(|e| classify(&e))?;
+    let value = Strict { depth_left: max_depth }.deserialize(&mut de).map_err(|e| classify(&e))?;
     de.end().map_err(|_| StrictJsonError::Invalid)?;
     match value {
         Value::Object(map) => Ok(map),
@@ -148,7 +146,9 @@ mod tests {
 
     #[test]
     fn refuses_duplicates_at_any_depth() {
-        for doc in [&br#"{"alg":"RS256","alg":"none"}"#[..], br#"{"a":{"b":1,"b":2}}"#, br#"{"a":[{"x":1,"x":1}]}"#] {
+        for doc in
+            [&br#"{"alg":"RS256","alg":"none"}"#[..], br#"{"a":{"b":1,"b":2}}"#, br#"{"a":[{"x":1,"x":1}]}"#]
+        {
             assert_eq!(parse_object(doc, 8), Err(StrictJsonError::DuplicateMember));
         }
         // Escapes are decoded before comparing: "\u0061lg" is "alg".
@@ -167,7 +167,19 @@ mod tests {
 
     #[test]
     fn refuses_non_objects_and_garbage() {
-        for doc in [&b"[]"[..], b"1", b"\"s\"", b"null", b"", b"{", b"{}x", b"{} {}", b"{\"a\":1,}", b"\xff{}", b"{\"\xff\":1}"] {
+        for doc in [
+            &b"[]"[..],
+            b"1",
+            b"\"s\"",
+            b"null",
+            b"",
+            b"{",
+            b"{}x",
+            b"{} {}",
+            b"{\"a\":1,}",
+            b"\xff{}",
+            b"{\"\xff\":1}",
+        ] {
             assert_eq!(parse_object(doc, 8), Err(StrictJsonError::Invalid), "{doc:?}");
         }
         assert!(parse_object(b" {} \n", 8).is_ok());

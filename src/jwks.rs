@@ -226,9 +226,7 @@ impl fmt::Display for JwksError {
             JwksError::NotJsonObject => f.write_str("JWKS is not a JSON object"),
             JwksError::NoKeysArray => f.write_str("JWKS has no \"keys\" array"),
             JwksError::DuplicateKeysMember => f.write_str("JWKS names \"keys\" twice"),
-            JwksError::NoUsableKey(skipped) if skipped.is_empty() => {
-                f.write_str("JWKS has no keys")
-            }
+            JwksError::NoUsableKey(skipped) if skipped.is_empty() => f.write_str("JWKS has no keys"),
             JwksError::NoUsableKey(skipped) => {
                 f.write_str("JWKS has no usable key: ")?;
                 for (i, skip) in skipped.iter().enumerate() {
@@ -277,10 +275,7 @@ impl KeySet {
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey(skipped));
         }
-        Ok(ParsedJwks {
-            keys: KeySet { keys },
-            skipped,
-        })
+        Ok(ParsedJwks { keys: KeySet { keys }, skipped })
     }
 
     /// The keys that may verify a token with this `alg` and optional `kid` (rule 5):
@@ -288,11 +283,7 @@ impl KeySet {
     /// compatible key. No compatible key → `NoMatchingKey`.
     pub fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&Jwk>, JwtError> {
         let named: Vec<&Jwk> = match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect(),
+            Some(kid) => self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect(),
             None => self.keys.iter().collect(),
         };
         if kid.is_some() && named.is_empty() {
@@ -356,11 +347,7 @@ impl Jwk {
         if alg.is_some_and(|alg| alg.key_kind() != key.kind()) {
             return Err(KeySkip::AlgKeyMismatch);
         }
-        Ok(Jwk {
-            kid: kid.map(str::to_owned),
-            alg,
-            key,
-        })
+        Ok(Jwk { kid: kid.map(str::to_owned), alg, key })
     }
 }
 
@@ -406,11 +393,7 @@ fn drop_duplicate_kids(keys: Vec<(usize, Jwk)>) -> (Vec<Jwk>, Vec<SkippedKey>) {
     for (index, jwk) in keys {
         match jwk.kid {
             Some(kid) if uses.get(&kid).is_some_and(|n| *n > 1) => {
-                dropped.push(SkippedKey {
-                    index,
-                    kid: Some(kid),
-                    reason: KeySkip::DuplicateKid,
-                });
+                dropped.push(SkippedKey { index, kid: Some(kid), reason: KeySkip::DuplicateKid });
             }
             _ => kept.push(jwk),
         }
@@ -441,10 +424,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Document<'de>, A::Error> {
-        let mut document = Document {
-            keys: None,
-            keys_named_twice: false,
-        };
+        let mut document = Document { keys: None, keys_named_twice: false };
         while let Some(name) = access.next_key::<String>()? {
             if name != "keys" {
                 access.next_value::<IgnoredAny>()?;
@@ -541,9 +521,7 @@ fn rsa_exponent(e: &[u8]) -> Result<u32, KeySkip> {
     if e.len() > RSA_MAX_EXPONENT_OCTETS {
         return Err(KeySkip::RsaBadExponent);
     }
-    let e = e
-        .iter()
-        .fold(0u32, |acc, octet| (acc << 8) | u32::from(*octet));
+    let e = e.iter().fold(0u32, |acc, octet| (acc << 8) | u32::from(*octet));
     if e < 3 || e % 2 == 0 {
         return Err(KeySkip::RsaBadExponent);
     }
@@ -552,23 +530,20 @@ fn rsa_exponent(e: &[u8]) -> Result<u32, KeySkip> {
 
 /// The small primes of the published ROCA fingerprint test (crocs-muni/roca `detect.py`).
 const ROCA_PRIMES: [u32; 38] = [
-    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
-    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103,
+    107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
 ];
 
 /// ROCA fingerprint (CVE-2017-15361): Infineon's generator made primes of the form
 /// k·M + (65537^a mod M), so their product `n` lies, modulo every small prime p, in the subgroup
 /// that 65537 generates. A random modulus passes all 38 tests with negligible probability.
 fn has_roca_fingerprint(n: &[u8]) -> bool {
-    ROCA_PRIMES
-        .iter()
-        .all(|&p| generated_by_65537(residue(n, p), p))
+    ROCA_PRIMES.iter().all(|&p| generated_by_65537(residue(n, p), p))
 }
 
 /// `n mod p` for a big-endian `n`, one octet at a time (p < 2^23, so nothing overflows).
 fn residue(n: &[u8], p: u32) -> u32 {
-    n.iter()
-        .fold(0, |r, octet| ((r << 8) | u32::from(*octet)) % p)
+    n.iter().fold(0, |r, octet| ((r << 8) | u32::from(*octet)) % p)
 }
 
 /// Whether `r` is a power of 65537 modulo the prime `p`.
@@ -587,14 +562,11 @@ fn generated_by_65537(r: u32, p: u32) -> bool {
 }
 
 fn ec_key(obj: &Map<String, Value>) -> Result<PublicKey, KeySkip> {
-    let key =
-        match required_str(obj, "crv")? {
-            "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_point(obj, 32)?)
-                .map(PublicKey::P256),
-            "P-384" => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_point(obj, 48)?)
-                .map(PublicKey::P384),
-            _ => return Err(KeySkip::UnsupportedCurve),
-        };
+    let key = match required_str(obj, "crv")? {
+        "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_point(obj, 32)?).map(PublicKey::P256),
+        "P-384" => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_point(obj, 48)?).map(PublicKey::P384),
+        _ => return Err(KeySkip::UnsupportedCurve),
+    };
     // Decoding checks that each coordinate is below p and that the point is on the curve.
     key.map_err(|_| KeySkip::InvalidPoint)
 }
@@ -618,9 +590,7 @@ fn okp_key(obj: &Map<String, Value>) -> Result<PublicKey, KeySkip> {
     if required_str(obj, "crv")? != "Ed25519" {
         return Err(KeySkip::UnsupportedCurve);
     }
-    let x: [u8; 32] = bytes_member(obj, "x")?
-        .try_into()
-        .map_err(|_| KeySkip::BadKeyLength)?;
+    let x: [u8; 32] = bytes_member(obj, "x")?.try_into().map_err(|_| KeySkip::BadKeyLength)?;
     let key = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| KeySkip::InvalidPoint)?;
     // A small-order key is nobody's real key; verify_strict would refuse its signatures anyway.
     if key.is_weak() {
@@ -658,10 +628,7 @@ pub(crate) mod test_keys {
     use serde_json::{Value, json};
 
     fn pem(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/test-only-{name}.pem",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/test-only-{name}.pem", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -785,13 +752,7 @@ mod tests {
 
     #[test]
     fn parses_every_supported_key_type() {
-        let keys = [
-            good_rsa(),
-            rsa_jwk(&rsa("rsa3072")),
-            good_p256(),
-            p384_jwk(&p384()),
-            good_ed25519(),
-        ];
+        let keys = [good_rsa(), rsa_jwk(&rsa("rsa3072")), good_p256(), p384_jwk(&p384()), good_ed25519()];
         let parsed = KeySet::parse(&jwks(&keys)).unwrap();
         assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
         let kinds: Vec<KeyKind> = parsed.keys.iter().map(|k| k.key.kind()).collect();
@@ -936,14 +897,8 @@ mod tests {
     #[test]
     fn checks_run_in_a_stated_order() {
         // kid type first, then kty, private material, use, alg, key material, alg fit.
-        let everything_wrong = with(
-            good_rsa(),
-            &[
-                ("d", json!("AQ")),
-                ("use", json!("enc")),
-                ("alg", json!("ES256")),
-            ],
-        );
+        let everything_wrong =
+            with(good_rsa(), &[("d", json!("AQ")), ("use", json!("enc")), ("alg", json!("ES256"))]);
         assert_eq!(
             Jwk::parse(&with(everything_wrong.clone(), &[("kid", json!(7))])),
             Err(KeySkip::KidNotString)
@@ -952,18 +907,12 @@ mod tests {
             Jwk::parse(&with(everything_wrong.clone(), &[("kty", json!("oct"))])),
             Err(KeySkip::SymmetricKey)
         );
-        assert_eq!(
-            Jwk::parse(&everything_wrong),
-            Err(KeySkip::PrivateKeyMaterial)
-        );
+        assert_eq!(Jwk::parse(&everything_wrong), Err(KeySkip::PrivateKeyMaterial));
         let no_d = with(everything_wrong, &[("d", Value::Null)]);
         assert_eq!(Jwk::parse(&no_d), Err(KeySkip::UseNotSig));
         let no_use = with(no_d, &[("use", Value::Null), ("e", json!("AQ"))]);
         assert_eq!(Jwk::parse(&no_use), Err(KeySkip::RsaBadExponent));
-        assert_eq!(
-            Jwk::parse(&with(no_use, &[("e", json!("AQAB"))])),
-            Err(KeySkip::AlgKeyMismatch)
-        );
+        assert_eq!(Jwk::parse(&with(no_use, &[("e", json!("AQAB"))])), Err(KeySkip::AlgKeyMismatch));
     }
 
     #[test]
@@ -979,11 +928,7 @@ mod tests {
             let doc = format!(r#"{{"keys":[{rsa},{dup},{ec}]}}"#);
             let parsed = KeySet::parse(doc.as_bytes()).unwrap();
             assert_eq!(parsed.keys.len(), 2, "{dup}");
-            let skip = SkippedKey {
-                index: 1,
-                kid: None,
-                reason: KeySkip::DuplicateMember,
-            };
+            let skip = SkippedKey { index: 1, kid: None, reason: KeySkip::DuplicateMember };
             assert_eq!(parsed.skipped, [skip], "{dup}");
         }
     }
@@ -995,19 +940,12 @@ mod tests {
             json!({"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}),
             rsa_jwk(&rsa("rsa1024-too-small")),
             with(good_p256(), &[("kid", json!("ec"))]),
-            with(
-                good_ed25519(),
-                &[("use", json!("enc")), ("kid", json!("ed"))],
-            ),
+            with(good_ed25519(), &[("use", json!("enc")), ("kid", json!("ed"))]),
         ];
         let parsed = KeySet::parse(&jwks(&keys)).unwrap();
         let kept: Vec<_> = parsed.keys.iter().map(|k| k.kid.as_deref()).collect();
         assert_eq!(kept, [Some("rsa"), Some("ec")]);
-        let skipped: Vec<_> = parsed
-            .skipped
-            .iter()
-            .map(|s| (s.index, s.kid.as_deref(), s.reason))
-            .collect();
+        let skipped: Vec<_> = parsed.skipped.iter().map(|s| (s.index, s.kid.as_deref(), s.reason)).collect();
         assert_eq!(
             skipped,
             [
@@ -1020,14 +958,10 @@ mod tests {
 
     #[test]
     fn only_bad_keys_is_an_error_listing_why() {
-        let keys = [
-            json!({"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}),
-            rsa_jwk(&rsa("rsa1024-too-small")),
-        ];
+        let keys =
+            [json!({"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}), rsa_jwk(&rsa("rsa1024-too-small"))];
         let err = KeySet::parse(&jwks(&keys)).unwrap_err();
-        let JwksError::NoUsableKey(skipped) = &err else {
-            panic!("{err:?}")
-        };
+        let JwksError::NoUsableKey(skipped) = &err else { panic!("{err:?}") };
         assert_eq!(skipped.len(), 2);
         assert_eq!(
             err.to_string(),
@@ -1052,12 +986,7 @@ mod tests {
             (b"{\"keys\":[],\"other\":{\"a\":1}}", JwksError::NoUsableKey(vec![])),
         ];
         for (doc, expected) in cases {
-            assert_eq!(
-                KeySet::parse(doc),
-                Err(expected),
-                "{}",
-                String::from_utf8_lossy(doc)
-            );
+            assert_eq!(KeySet::parse(doc), Err(expected), "{}", String::from_utf8_lossy(doc));
         }
         for err in [
             JwksError::NotJsonObject,
@@ -1066,10 +995,7 @@ mod tests {
             JwksError::NoUsableKey(vec![]),
         ] {
             let message = err.to_string();
-            assert!(
-                message.starts_with("JWKS ") && !message.contains('\n'),
-                "{message}"
-            );
+            assert!(message.starts_with("JWKS ") && !message.contains('\n'), "{message}");
         }
     }
 
@@ -1080,10 +1006,7 @@ mod tests {
             with(good_p256(), &[("kid", json!("other"))]),
             with(good_ed25519(), &[("kid", json!("k"))]),
             // Unusable anyway, so it makes "other" no more ambiguous.
-            with(
-                rsa_jwk(&rsa("rsa2048-b")),
-                &[("kid", json!("other")), ("use", json!("enc"))],
-            ),
+            with(rsa_jwk(&rsa("rsa2048-b")), &[("kid", json!("other")), ("use", json!("enc"))]),
             // Keys without a kid never collide.
             good_rsa(),
             good_p256(),
@@ -1094,34 +1017,19 @@ mod tests {
         let skipped: Vec<_> = parsed.skipped.iter().map(|s| (s.index, s.reason)).collect();
         assert_eq!(
             skipped,
-            [
-                (0, KeySkip::DuplicateKid),
-                (2, KeySkip::DuplicateKid),
-                (3, KeySkip::UseNotSig)
-            ]
+            [(0, KeySkip::DuplicateKid), (2, KeySkip::DuplicateKid), (3, KeySkip::UseNotSig)]
         );
 
-        let only_twins = [
-            with(good_rsa(), &[("kid", json!("k"))]),
-            with(good_p256(), &[("kid", json!("k"))]),
-        ];
-        let Err(JwksError::NoUsableKey(skipped)) = KeySet::parse(&jwks(&only_twins)) else {
-            panic!()
-        };
-        assert!(
-            skipped
-                .iter()
-                .all(|s| s.reason == KeySkip::DuplicateKid && s.kid.as_deref() == Some("k"))
-        );
+        let only_twins =
+            [with(good_rsa(), &[("kid", json!("k"))]), with(good_p256(), &[("kid", json!("k"))])];
+        let Err(JwksError::NoUsableKey(skipped)) = KeySet::parse(&jwks(&only_twins)) else { panic!() };
+        assert!(skipped.iter().all(|s| s.reason == KeySkip::DuplicateKid && s.kid.as_deref() == Some("k")));
     }
 
     #[test]
     fn candidates_table() {
         let keys = [
-            with(
-                good_rsa(),
-                &[("kid", json!("rsa-a")), ("alg", json!("RS256"))],
-            ),
+            with(good_rsa(), &[("kid", json!("rsa-a")), ("alg", json!("RS256"))]),
             with(rsa_jwk(&rsa("rsa2048-b")), &[("kid", json!("rsa-b"))]),
             with(good_p256(), &[("kid", json!("ec-a"))]),
             p256_jwk(&p256("p256-b")),
@@ -1159,23 +1067,15 @@ mod tests {
         let empty = KeySet::default();
         assert!(empty.is_empty());
         assert_eq!(empty.len(), 0);
-        assert_eq!(
-            empty.candidates(RS256, None).unwrap_err(),
-            JwtError::NoMatchingKey
-        );
-        assert_eq!(
-            empty.candidates(RS256, Some("k")).unwrap_err(),
-            JwtError::UnknownKid
-        );
+        assert_eq!(empty.candidates(RS256, None).unwrap_err(), JwtError::NoMatchingKey);
+        assert_eq!(empty.candidates(RS256, Some("k")).unwrap_err(), JwtError::UnknownKid);
     }
 
     #[test]
     fn roca_fingerprint() {
         // The published detector's bit masks for the first primes: bit r set ⇔ r is a power of 65537.
         for (p, mask) in [(3u32, 6u64), (5, 30), (7, 126), (11, 1026), (13, 5658)] {
-            let ours = (0..p)
-                .filter(|r| generated_by_65537(*r, p))
-                .fold(0u64, |m, r| m | 1 << r);
+            let ours = (0..p).filter(|r| generated_by_65537(*r, p)).fold(0u64, |m, r| m | 1 << r);
             assert_eq!(ours, mask, "p = {p}");
         }
         assert_eq!(residue(&[0x01, 0x00, 0x01], 7), 65537 % 7);
@@ -1202,21 +1102,13 @@ mod tests {
         let reasons: HashSet<_> = KeySkip::ALL.iter().map(|r| r.reason()).collect();
         assert_eq!(reasons.len(), KeySkip::ALL.len());
         for r in reasons {
-            assert!(
-                r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()),
-                "{r}"
-            );
+            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()), "{r}");
         }
     }
 
     #[test]
     fn skipped_key_display_escapes_the_kid() {
-        let skip = SkippedKey {
-            index: 3,
-            kid: Some("a\"\nb".into()),
-            reason: KeySkip::UseNotSig,
-        };
+        let skip = SkippedKey { index: 3, kid: Some("a\"\nb".into()), reason: KeySkip::UseNotSig };
         assert_eq!(skip.to_string(), r#"key 3 (kid "a\"\nb"): use_not_sig"#);
     }
 }

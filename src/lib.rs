@@ -11,14 +11,23 @@
 )]
 
 pub mod alg;
+pub mod authn;
+pub mod authz;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod crypto;
+pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod forward;
 pub mod json;
 pub mod jwks;
 pub mod policy;
 pub mod requirement;
 pub mod token;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

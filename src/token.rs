@@ -141,9 +141,9 @@ fn parse_header(bytes: &[u8], algorithms: AlgorithmSet) -> Result<Header, JwtErr
 fn header_alg(members: &Map<String, Value>, algorithms: AlgorithmSet) -> Result<Algorithm, JwtError> {
     match members.get("alg") {
         None => Err(JwtError::HeaderMissingAlg),
-        Some(Value::String(name)) => Algorithm::from_name(name)
-            .filter(|alg| algorithms.contains(*alg))
-            .ok_or(JwtError::AlgNotAllowed),
+        Some(Value::String(name)) => {
+            Algorithm::from_name(name).filter(|alg| algorithms.contains(*alg)).ok_or(JwtError::AlgNotAllowed)
+        }
         Some(_) => Err(JwtError::HeaderBadAlg),
     }
 }

@@ -17,11 +17,7 @@ use support::{Stack, require_envoy};
 
 /// The keys in the test JWKS, by kid, and every algorithm each one signs.
 const SIGNERS: &[(TestKey, &str, &[&str])] = &[
-    (
-        TestKey::RsaA,
-        "rsa-a",
-        &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
-    ),
+    (TestKey::RsaA, "rsa-a", &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]),
     (TestKey::P256A, "ec-a", &["ES256"]),
     (TestKey::P384, "ec384", &["ES384"]),
     (TestKey::Ed25519, "ed", &["EdDSA"]),
@@ -33,12 +29,7 @@ fn test_jwks() -> String {
 }
 
 fn good_token(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key)
-        .kid(kid)
-        .iss(ISSUER)
-        .aud(AUDIENCE)
-        .sub("alice")
-        .exp_in(3600)
+    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
 }
 
 #[test]
@@ -55,10 +46,7 @@ fn native_jwt_authn_accepts_every_minted_algorithm_and_refuses_bad_tokens() {
             let echo = r.json();
             assert_eq!(echo["path"], "/hello?x=1");
             let headers = &echo["headers"];
-            assert!(
-                headers.get("authorization").is_none(),
-                "{alg}: token forwarded: {headers}"
-            );
+            assert!(headers.get("authorization").is_none(), "{alg}: token forwarded: {headers}");
             assert_eq!(headers["x-jwt-sub"], json!(["alice"]), "{alg}");
             // jwt_authn forwards the payload as base64url of the exact payload text.
             assert_eq!(
@@ -75,44 +63,22 @@ fn native_jwt_authn_accepts_every_minted_algorithm_and_refuses_bad_tokens() {
     let refused = [
         ("expired", 401, rsa().exp_in(-120).sign()),
         ("tampered", 401, mint::tamper(&rsa().sign())),
-        (
-            "payload swapped",
-            401,
-            mint::swap_payload(&rsa().sign(), &mallory),
-        ),
-        (
-            "wrong key for the kid",
-            401,
-            good_token("RS256", TestKey::RsaB, "rsa-a").sign(),
-        ),
-        (
-            "wrong issuer",
-            401,
-            rsa().iss("https://other.example").sign(),
-        ),
+        ("payload swapped", 401, mint::swap_payload(&rsa().sign(), &mallory)),
+        ("wrong key for the kid", 401, good_token("RS256", TestKey::RsaB, "rsa-a").sign()),
+        ("wrong issuer", 401, rsa().iss("https://other.example").sign()),
         ("wrong audience", 403, rsa().aud("other.example").sign()),
-        (
-            "alg none",
-            401,
-            mint::unsigned(r#"{"alg":"none"}"#, &rsa().payload_json()),
-        ),
+        ("alg none", 401, mint::unsigned(r#"{"alg":"none"}"#, &rsa().payload_json())),
     ];
     for (what, status, token) in &refused {
         let r = stack.get("/hello", Some(token));
         assert_eq!(r.status, *status, "{what}: {}", r.body);
     }
     assert_eq!(stack.get("/hello", None).status, 401, "no token");
-    assert_eq!(
-        stack.upstream.hits(),
-        SIGNERS.iter().map(|s| s.2.len()).sum::<usize>()
-    );
+    assert_eq!(stack.upstream.hits(), SIGNERS.iter().map(|s| s.2.len()).sum::<usize>());
 
     assert!(stack.jwks.hits() >= 1);
     let fetch = &stack.jwks.requests()[0];
-    assert_eq!(
-        (fetch.method.as_str(), fetch.path.as_str()),
-        ("GET", "/jwks.json")
-    );
+    assert_eq!((fetch.method.as_str(), fetch.path.as_str()), ("GET", "/jwks.json"));
     assert_eq!(fetch.header("host"), Some("idp"));
     let allowed = stack.envoy.stat("http.ingress_http.jwt_authn.allowed");
     assert_eq!(allowed, Some(stack.upstream.hits() as u64));
@@ -129,24 +95,16 @@ fn both_templates_validate_and_broken_yaml_is_refused() {
     let mut policy = config::corp_policy();
     // A wasm-only field, and text that needs YAML escaping, in the plugin configuration.
     policy["providers"]["corp"]["algorithms"] = json!(["RS256", "ES256"]);
-    policy["providers"]["corp"]["issuer"] =
-        json!("https://issuer.example/\"q\" 'a' #: {{X}} \\ é 😀");
+    policy["providers"]["corp"]["issuer"] = json!("https://issuer.example/\"q\" 'a' #: {{X}} \\ é 😀");
     let cfg = EnvoyConfig::new(policy, 1, 2).wasm_path(&stub);
 
     Envoy::validate(&cfg.wasm()).unwrap_or_else(|e| panic!("wasm template: {e}"));
     Envoy::validate(&cfg.jwt_authn()).unwrap_or_else(|e| panic!("jwt_authn template: {e}"));
     let missing = cfg.clone().wasm_path(&dir.path().join("missing.wasm"));
-    assert!(
-        Envoy::validate(&missing.wasm()).is_err(),
-        "validate loads the module"
-    );
-    let broken = cfg
-        .jwt_authn()
-        .replacen("static_resources:", "static_resources: [", 1);
+    assert!(Envoy::validate(&missing.wasm()).is_err(), "validate loads the module");
+    let broken = cfg.jwt_authn().replacen("static_resources:", "static_resources: [", 1);
     assert!(Envoy::validate(&broken).is_err());
-    let unknown_field = cfg
-        .jwt_authn()
-        .replace("\"cache_duration\"", "\"cache_durration\"");
+    let unknown_field = cfg.jwt_authn().replace("\"cache_duration\"", "\"cache_durration\"");
     assert!(Envoy::validate(&unknown_field).is_err());
 }
 
@@ -162,24 +120,13 @@ fn wasm_template_serves_with_the_stub_module() {
     std::fs::write(&stub, stub_module()).unwrap();
     let upstream = EchoUpstream::new();
     let jwks = JwksServer::new(&test_jwks());
-    let cfg =
-        EnvoyConfig::new(config::corp_policy(), jwks.port(), upstream.port()).wasm_path(&stub);
+    let cfg = EnvoyConfig::new(config::corp_policy(), jwks.port(), upstream.port()).wasm_path(&stub);
     let envoy = Envoy::start(&cfg.wasm(), 2);
     let r = http::get(envoy.port(), "/through//the/./stub", Some("not-checked"));
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        r.json()["path"],
-        "/through/the/stub",
-        "normalize_path and merge_slashes"
-    );
+    assert_eq!(r.json()["path"], "/through/the/stub", "normalize_path and merge_slashes");
     // One VM per worker and more on the main thread.
-    assert!(
-        envoy
-            .stat("wasm.envoy.wasm.runtime.v8.active")
-            .is_some_and(|n| n >= 3),
-        "{:?}",
-        envoy.stats()
-    );
+    assert!(envoy.stat("wasm.envoy.wasm.runtime.v8.active").is_some_and(|n| n >= 3), "{:?}", envoy.stats());
 }
 
 /// `yaml_quote` is how the plugin JSON enters the YAML: a direct response body quoted the same
@@ -218,20 +165,13 @@ admin:
 
 #[test]
 fn template_fill_is_single_pass_and_flow_yaml_is_json_shaped() {
-    let filled = config::fill(
-        "a: {{A}}\nb: {{B}}",
-        &[("A", "{{B}}".into()), ("B", "2".into())],
-    );
+    let filled = config::fill("a: {{A}}\nb: {{B}}", &[("A", "{{B}}".into()), ("B", "2".into())]);
     assert_eq!(filled, "a: {{B}}\nb: 2");
     let flow = config::yaml_flow(&json!({"k": ["v", 1, true, null, {"n": 1.5}]}));
     assert_eq!(flow, r#"{"k": ["v", 1, true, null, {"n": 1.5}]}"#);
-    assert_eq!(
-        config::yaml_quote("é\"\\\n😀"),
-        r#""\u00E9\"\\\u000A\U0001F600""#
-    );
-    let native = config::native_jwt_authn(
-        &json!({"providers": {"p": {"issuer": "i", "algorithms": ["RS256"]}}}),
-    );
+    assert_eq!(config::yaml_quote("é\"\\\n😀"), r#""\u00E9\"\\\u000A\U0001F600""#);
+    let native =
+        config::native_jwt_authn(&json!({"providers": {"p": {"issuer": "i", "algorithms": ["RS256"]}}}));
     assert_eq!(native["providers"]["p"], json!({"issuer": "i"}));
 }
 
@@ -250,34 +190,17 @@ fn jwks_of_fixtures_has_minimal_public_members() {
         (Some("k"), Some("RS256"), Some("AQAB"))
     );
     let n = rsa["n"].as_str().unwrap();
-    assert_eq!(
-        n.len(),
-        342,
-        "2048-bit n without padding or a leading zero octet"
-    );
+    assert_eq!(n.len(), 342, "2048-bit n without padding or a leading zero octet");
     assert!(rsa.get("d").is_none());
     for (key, crv, len) in [(TestKey::P256A, "P-256", 43), (TestKey::P384, "P-384", 64)] {
         let jwk = key.jwk("e", None);
-        assert_eq!(
-            (jwk["kty"].as_str(), jwk["crv"].as_str()),
-            (Some("EC"), Some(crv))
-        );
-        assert_eq!(
-            (
-                jwk["x"].as_str().unwrap().len(),
-                jwk["y"].as_str().unwrap().len()
-            ),
-            (len, len)
-        );
+        assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("EC"), Some(crv)));
+        assert_eq!((jwk["x"].as_str().unwrap().len(), jwk["y"].as_str().unwrap().len()), (len, len));
         assert!(jwk.get("alg").is_none());
     }
     let ed = TestKey::Ed25519.jwk("d", None);
     assert_eq!(
-        (
-            ed["kty"].as_str(),
-            ed["crv"].as_str(),
-            ed["x"].as_str().unwrap().len()
-        ),
+        (ed["kty"].as_str(), ed["crv"].as_str(), ed["x"].as_str().unwrap().len()),
         (Some("OKP"), Some("Ed25519"), 43)
     );
     let jwks: serde_json::Value =
@@ -300,12 +223,7 @@ fn signing_follows_the_algorithm_and_refuses_the_wrong_key_kind() {
     assert!(mint::try_sign("{}", "{}", &TestKey::P256A, "RS256").is_err());
     assert!(mint::try_sign("{}", "{}", &TestKey::RsaA, "HS256").is_err());
     // The header and payload texts are signed exactly as given, duplicates and all.
-    let token = mint::sign(
-        r#"{"alg":"EdDSA","alg":"none"}"#,
-        "{ }",
-        &TestKey::Ed25519,
-        "EdDSA",
-    );
+    let token = mint::sign(r#"{"alg":"EdDSA","alg":"none"}"#, "{ }", &TestKey::Ed25519, "EdDSA");
     assert!(token.starts_with(&format!(
         "{}.{}.",
         mint::b64(br#"{"alg":"EdDSA","alg":"none"}"#),
@@ -330,18 +248,12 @@ fn jwks_server_answers_as_told_and_restarts_on_its_port() {
     jwks.set_status(503);
     jwks.set_header("Cache-Control", "max-age=5");
     let r = http::get(port, "/jwks.json", None);
-    assert_eq!(
-        (r.status, r.body.as_str(), r.header("cache-control")),
-        (503, "{}", Some("max-age=5"))
-    );
+    assert_eq!((r.status, r.body.as_str(), r.header("cache-control")), (503, "{}", Some("max-age=5")));
     jwks.set_header("cache-control", "");
     assert_eq!(http::get(port, "/", None).header("cache-control"), None);
 
     jwks.set_close(true);
-    assert!(
-        http::request(port, "GET", "/", &[]).is_err(),
-        "closed without an answer"
-    );
+    assert!(http::request(port, "GET", "/", &[]).is_err(), "closed without an answer");
     jwks.set_close(false);
     jwks.set_delay(Duration::from_millis(200));
     let started = std::time::Instant::now();
@@ -350,10 +262,7 @@ fn jwks_server_answers_as_told_and_restarts_on_its_port() {
     jwks.set_delay(Duration::ZERO);
 
     jwks.stop();
-    assert!(
-        http::request(port, "GET", "/", &[]).is_err(),
-        "refused while stopped"
-    );
+    assert!(http::request(port, "GET", "/", &[]).is_err(), "refused while stopped");
     jwks.start();
     assert_eq!(jwks.port(), port);
     assert_eq!(http::get(port, "/", None).status, 503);
@@ -380,18 +289,9 @@ fn jwks_server_can_hang_and_come_up_late() {
 #[test]
 fn echo_upstream_reports_what_it_got() {
     let echo = EchoUpstream::new();
-    let r = http::request(
-        echo.port(),
-        "GET",
-        "/p?q=1",
-        &[("X-Multi", "a"), ("x-multi", "b")],
-    )
-    .unwrap();
+    let r = http::request(echo.port(), "GET", "/p?q=1", &[("X-Multi", "a"), ("x-multi", "b")]).unwrap();
     let body = r.json();
-    assert_eq!(
-        (body["method"].as_str(), body["path"].as_str()),
-        (Some("GET"), Some("/p?q=1"))
-    );
+    assert_eq!((body["method"].as_str(), body["path"].as_str()), (Some("GET"), Some("/p?q=1")));
     assert_eq!(body["headers"]["x-multi"], json!(["a", "b"]));
     assert_eq!(body["headers"]["connection"], json!(["close"]));
     assert_eq!(echo.requests()[0].header("x-multi"), Some("a"));
@@ -401,33 +301,19 @@ fn echo_upstream_reports_what_it_got() {
 fn http_client_decodes_chunked_answers() {
     let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
     let r = http::parse_response(raw).unwrap();
-    assert_eq!(
-        (r.status, r.body.as_str(), r.header("x-a")),
-        (200, "Wikipedia", Some("1"))
-    );
-    let r =
-        http::parse_response(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 3\r\n\r\nno!").unwrap();
-    assert_eq!(
-        (r.status, r.body.as_str(), r.header("X-A")),
-        (401, "no!", None)
-    );
+    assert_eq!((r.status, r.body.as_str(), r.header("x-a")), (200, "Wikipedia", Some("1")));
+    let r = http::parse_response(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 3\r\n\r\nno!").unwrap();
+    assert_eq!((r.status, r.body.as_str(), r.header("X-A")), (401, "no!", None));
     assert!(http::parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-    assert!(
-        http::parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
-            .is_err()
-    );
+    assert!(http::parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n").is_err());
 }
 
 /// The plugin JSON of `envoy/demo.yaml` (its `value: |` block).
 fn demo_policy(demo_yaml: &str) -> serde_json::Value {
-    let mut lines = demo_yaml
-        .lines()
-        .skip_while(|l| !l.trim_end().ends_with("value: |"));
+    let mut lines = demo_yaml.lines().skip_while(|l| !l.trim_end().ends_with("value: |"));
     let marker = lines.next().expect("a `value: |` block in demo.yaml");
     let indent = " ".repeat(marker.len() - marker.trim_start().len() + 2);
-    let block: Vec<&str> = lines
-        .take_while(|l| l.starts_with(&indent) || l.trim().is_empty())
-        .collect();
+    let block: Vec<&str> = lines.take_while(|l| l.starts_with(&indent) || l.trim().is_empty()).collect();
     serde_json::from_str(&block.join("\n")).expect("demo plugin config is JSON")
 }
 
@@ -448,10 +334,8 @@ fn demo_config_validates_and_its_policy_behaves_as_documented() {
     let dir = TempDir::new("demo");
     let stub = dir.write("stub.wasm", "");
     std::fs::write(&stub, stub_module()).unwrap();
-    let with_stub = demo_yaml.replace(
-        "target/wasm32-wasip1/release/jwt_authn_wasm.wasm",
-        &stub.to_string_lossy(),
-    );
+    let with_stub =
+        demo_yaml.replace("target/wasm32-wasip1/release/jwt_authn_wasm.wasm", &stub.to_string_lossy());
     assert_ne!(with_stub, demo_yaml);
     Envoy::validate(&with_stub).unwrap_or_else(|e| panic!("demo.yaml: {e}"));
 
@@ -477,14 +361,7 @@ fn demo_config_validates_and_its_policy_behaves_as_documented() {
         ("/public/../api", None, 401),
     ];
     for (path, bearer, status) in cases {
-        assert_eq!(
-            stack.get(path, bearer.as_deref()).status,
-            status,
-            "{path} {bearer:?}"
-        );
+        assert_eq!(stack.get(path, bearer.as_deref()).status, status, "{path} {bearer:?}");
     }
-    assert_eq!(
-        stack.get("/api", Some(&token)).json()["headers"]["x-jwt-sub"],
-        json!(["alice"])
-    );
+    assert_eq!(stack.get("/api", Some(&token)).json()["headers"]["x-jwt-sub"], json!(["alice"]));
 }

@@ -24,30 +24,16 @@ fn verify_compact(jwks: &[u8], jws: &str) -> Result<(), String> {
     let [header, payload, signature] = jws.split('.').collect::<Vec<_>>()[..] else {
         return Err("not three segments".into());
     };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|e| format!("base64url: {e}"))
-    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|e| format!("base64url: {e}"));
     let header_json: Value = serde_json::from_slice(&decode(header)?).map_err(|e| e.to_string())?;
     let alg_name = header_json["alg"].as_str().unwrap_or_default();
     let alg = Algorithm::from_name(alg_name).ok_or(format!("alg {alg_name} not supported"))?;
     let kid = header_json.get("kid").and_then(Value::as_str);
-    let candidates = set
-        .candidates(alg, kid)
-        .map_err(|e| e.reason().to_owned())?;
+    let candidates = set.candidates(alg, kid).map_err(|e| e.reason().to_owned())?;
     let signature = decode(signature)?;
     let input = format!("{header}.{payload}");
-    let verifies = |key: &PublicKey| {
-        RustCrypto
-            .verify(alg, key, input.as_bytes(), &signature)
-            .is_ok()
-    };
-    if candidates.iter().any(|jwk| verifies(&jwk.key)) {
-        Ok(())
-    } else {
-        Err("jwt_bad_signature".into())
-    }
+    let verifies = |key: &PublicKey| RustCrypto.verify(alg, key, input.as_bytes(), &signature).is_ok();
+    if candidates.iter().any(|jwk| verifies(&jwk.key)) { Ok(()) } else { Err("jwt_bad_signature".into()) }
 }
 
 /// Why each in-scope case of `json_web_key_test.json` must be refused (tc 5 is the one valid
@@ -66,11 +52,7 @@ const JWK_REFUSALS: [(u64, &str); 10] = [
 ];
 
 fn has_oct_key(set: &Value) -> bool {
-    set["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k["kty"] == "oct")
+    set["keys"].as_array().unwrap().iter().any(|k| k["kty"] == "oct")
 }
 
 #[test]
@@ -83,20 +65,12 @@ fn json_web_key_test() {
     let mut out_of_scope_groups = Vec::new();
     for group in wycheproof::groups(&vectors) {
         // The JWKS a verifier fetches is the public one; the symmetric groups only have "private".
-        let set = if group["public"].is_object() {
-            &group["public"]
-        } else {
-            &group["private"]
-        };
+        let set = if group["public"].is_object() { &group["public"] } else { &group["private"] };
         let jwks = serde_json::to_vec(set).unwrap();
         let oct = has_oct_key(set);
         if oct {
-            let ids: Vec<String> = group["tests"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["tcId"].to_string())
-                .collect();
+            let ids: Vec<String> =
+                group["tests"].as_array().unwrap().iter().map(|t| t["tcId"].to_string()).collect();
             out_of_scope_groups.push(format!(
                 "{} (tc {})",
                 group["comment"].as_str().unwrap(),
@@ -115,10 +89,7 @@ fn json_web_key_test() {
                 // (MixedKeySet) the EC key is kept beside the skipped oct key; its HS256 token is
                 // refused for its alg, so the set is usable but the token is not.
                 let why = outcome.as_ref().expect_err("an oct-key token was accepted");
-                assert!(
-                    why.contains("symmetric_key") || why.contains("alg HS"),
-                    "tc {tc}: {why}"
-                );
+                assert!(why.contains("symmetric_key") || why.contains("alg HS"), "tc {tc}: {why}");
                 out_of_scope.record(expected, false);
                 continue;
             }
@@ -130,10 +101,7 @@ fn json_web_key_test() {
                 Some((_, reason)) => {
                     assert!(!expected.must_accept(), "tc {tc}");
                     let why = outcome.expect_err("refused");
-                    assert!(
-                        why.contains(reason),
-                        "tc {tc}: expected {reason}, got {why}"
-                    );
+                    assert!(why.contains(reason), "tc {tc}: expected {reason}, got {why}");
                 }
             }
             in_scope.record(expected, expected.must_accept());
@@ -144,26 +112,17 @@ fn json_web_key_test() {
         "json_web_key_test.json, oct (HMAC/AES) groups, out of scope and all refused: {out_of_scope}; groups: {}",
         out_of_scope_groups.join(", ")
     );
-    assert_eq!(
-        (in_scope.accepted, in_scope.refused),
-        (1, JWK_REFUSALS.len())
-    );
+    assert_eq!((in_scope.accepted, in_scope.refused), (1, JWK_REFUSALS.len()));
     assert_eq!(out_of_scope.refused, 15);
 }
 
 /// The "private" set of an RSA/EC group carries `d` (and the CRT members): every key is skipped,
 /// because an identity provider that publishes private keys is not trusted.
 fn assert_private_set_refused(private: &Value) {
-    let Err(JwksError::NoUsableKey(skipped)) = KeySet::parse(&serde_json::to_vec(private).unwrap())
-    else {
+    let Err(JwksError::NoUsableKey(skipped)) = KeySet::parse(&serde_json::to_vec(private).unwrap()) else {
         panic!("a private key set was accepted: {private}");
     };
-    assert!(
-        skipped
-            .iter()
-            .all(|s| s.reason == KeySkip::PrivateKeyMaterial),
-        "{skipped:?}"
-    );
+    assert!(skipped.iter().all(|s| s.reason == KeySkip::PrivateKeyMaterial), "{skipped:?}");
 }
 
 /// One key, from the group's JWK, through the public parser.
@@ -175,12 +134,7 @@ fn key_from_jwk(jwk: &Value) -> Result<PublicKey, String> {
 
 /// Runs every case of a signature file with `alg`; `jwk_of` gives the group's key as a JWK and
 /// `same_key` cross-checks the key built from it against the group's other encoding.
-fn signature_file(
-    file: &str,
-    alg: Algorithm,
-    jwk_of: fn(&Value) -> Value,
-    same_key: fn(&Value, &PublicKey),
-) {
+fn signature_file(file: &str, alg: Algorithm, jwk_of: fn(&Value) -> Value, same_key: fn(&Value, &PublicKey)) {
     let Some(vectors) = wycheproof::load(file) else {
         return;
     };
@@ -190,9 +144,7 @@ fn signature_file(
         let key = match key_from_jwk(&jwk_of(group)) {
             Ok(key) => key,
             Err(why) => {
-                tests
-                    .iter()
-                    .for_each(|_| tally.skip(&format!("key refused: {why}")));
+                tests.iter().for_each(|_| tally.skip(&format!("key refused: {why}")));
                 continue;
             }
         };
@@ -215,11 +167,7 @@ fn signature_file(
         }
     }
     println!("{file} via {alg}: {tally}");
-    assert!(
-        tally.skipped.is_empty(),
-        "{file}: keys refused: {:?}",
-        tally.skipped
-    );
+    assert!(tally.skipped.is_empty(), "{file}: keys refused: {:?}", tally.skipped);
 }
 
 fn uncompressed_point(group: &Value) -> Vec<u8> {
@@ -238,16 +186,10 @@ fn ec_jwk(group: &Value) -> Value {
 
 #[test]
 fn ecdsa_p256_p1363_as_es256() {
-    signature_file(
-        "ecdsa_secp256r1_sha256_p1363_test.json",
-        Algorithm::ES256,
-        ec_jwk,
-        |group, key| {
-            let direct =
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&uncompressed_point(group)).unwrap();
-            assert_eq!(key, &PublicKey::P256(direct));
-        },
-    );
+    signature_file("ecdsa_secp256r1_sha256_p1363_test.json", Algorithm::ES256, ec_jwk, |group, key| {
+        let direct = p256::ecdsa::VerifyingKey::from_sec1_bytes(&uncompressed_point(group)).unwrap();
+        assert_eq!(key, &PublicKey::P256(direct));
+    });
 }
 
 fn rsa_jwk(group: &Value) -> Value {
@@ -263,20 +205,10 @@ fn same_rsa_key(group: &Value, key: &PublicKey) {
 
 #[test]
 fn rsa_2048_pkcs1_sha256_as_rs256() {
-    signature_file(
-        "rsa_signature_2048_sha256_test.json",
-        Algorithm::RS256,
-        rsa_jwk,
-        same_rsa_key,
-    );
+    signature_file("rsa_signature_2048_sha256_test.json", Algorithm::RS256, rsa_jwk, same_rsa_key);
 }
 
 #[test]
 fn rsa_4096_pkcs1_sha256_as_rs256() {
-    signature_file(
-        "rsa_signature_4096_sha256_test.json",
-        Algorithm::RS256,
-        rsa_jwk,
-        same_rsa_key,
-    );
+    signature_file("rsa_signature_4096_sha256_test.json", Algorithm::RS256, rsa_jwk, same_rsa_key);
 }

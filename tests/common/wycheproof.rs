@@ -1,6 +1,8 @@
 //! Reading the Wycheproof vectors, which are never copied into this repository: they are found
 //! through `WYCHEPROOF_DIR` (default `../shared/wycheproof` beside the crate). Missing vectors fail
 //! the test under `CI=true` and are otherwise reported and skipped.
+// Each test file includes this module and uses only part of it.
+#![allow(dead_code)]
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -18,25 +20,16 @@ pub fn load(file: &str) -> Option<Value> {
     match std::fs::read(&path) {
         Ok(bytes) => {
             let vectors: Value = serde_json::from_slice(&bytes).unwrap();
-            assert_eq!(
-                vectors["numberOfTests"].as_u64(),
-                Some(tests(&vectors).count() as u64),
-                "{file}"
-            );
+            assert_eq!(vectors["numberOfTests"].as_u64(), Some(tests(&vectors).count() as u64), "{file}");
             Some(vectors)
         }
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!(
-                "CI=true and no Wycheproof vectors at {}: {e}",
-                path.display()
-            )
+            panic!("CI=true and no Wycheproof vectors at {}: {e}", path.display())
         }
         Err(e) => {
             // Straight to stderr, past the test harness's capture: a skip must not be silent.
-            let why = format!(
-                "SKIPPED: no Wycheproof vectors at {} ({e}); set WYCHEPROOF_DIR\n",
-                path.display()
-            );
+            let why =
+                format!("SKIPPED: no Wycheproof vectors at {} ({e}); set WYCHEPROOF_DIR\n", path.display());
             let _ = std::io::stderr().write_all(why.as_bytes());
             None
         }
@@ -48,17 +41,12 @@ pub fn groups(vectors: &Value) -> &[Value] {
 }
 
 pub fn tests(vectors: &Value) -> impl Iterator<Item = &Value> {
-    groups(vectors)
-        .iter()
-        .flat_map(|g| g["tests"].as_array().unwrap())
+    groups(vectors).iter().flat_map(|g| g["tests"].as_array().unwrap())
 }
 
 pub fn hex(text: &str) -> Vec<u8> {
     assert!(text.len().is_multiple_of(2), "odd hex length");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
 /// A test case's expected verdict. Wycheproof's "acceptable" marks legacy leniency; this verifier
@@ -95,6 +83,8 @@ pub struct Tally {
     pub acceptable_refused: usize,
     /// Cases not run, by reason.
     pub skipped: BTreeMap<String, usize>,
+    /// Refused cases by reason, when recorded through `outcome`.
+    pub refusals: BTreeMap<String, usize>,
 }
 
 impl Tally {
@@ -112,11 +102,35 @@ impl Tally {
     pub fn skip(&mut self, why: &str) {
         *self.skipped.entry(why.to_owned()).or_default() += 1;
     }
+
+    /// Records a case's outcome, counting a refusal under its reason.
+    pub fn outcome<E: fmt::Display>(&mut self, expected: Expected, outcome: &Result<(), E>) {
+        self.record(expected, outcome.is_ok());
+        if let Err(why) = outcome {
+            *self.refusals.entry(why.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Adds another tally's counts to this one (per-group tallies into a total).
+    pub fn absorb(&mut self, other: &Tally) {
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+        self.acceptable_refused += other.acceptable_refused;
+        for (mine, theirs) in [(&mut self.skipped, &other.skipped), (&mut self.refusals, &other.refusals)] {
+            for (why, n) in theirs {
+                *mine.entry(why.clone()).or_default() += n;
+            }
+        }
+    }
 }
 
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "accepted {}, refused {}", self.accepted, self.refused)?;
+        if !self.refusals.is_empty() {
+            let reasons: Vec<String> = self.refusals.iter().map(|(why, n)| format!("{why}: {n}")).collect();
+            write!(f, " ({})", reasons.join(", "))?;
+        }
         if self.acceptable_refused > 0 {
             write!(
                 f,

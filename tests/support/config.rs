@@ -112,10 +112,7 @@ impl EnvoyConfig {
     /// `envoy/e2e-jwt-authn.yaml.tmpl` with the policy as a JwtAuthentication message.
     pub fn jwt_authn(&self) -> String {
         let mut values = self.common();
-        values.push((
-            "JWT_AUTHN_CONFIG",
-            yaml_flow(&native_jwt_authn(&self.policy)),
-        ));
+        values.push(("JWT_AUTHN_CONFIG", yaml_flow(&native_jwt_authn(&self.policy))));
         fill(&template("e2e-jwt-authn.yaml.tmpl"), &values)
     }
 
@@ -142,9 +139,7 @@ pub fn native_jwt_authn(policy: &Value) -> Value {
     if let Some(obj) = native.as_object_mut() {
         obj.insert(
             "@type".into(),
-            json!(
-                "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
-            ),
+            json!("type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"),
         );
     }
     native
@@ -165,9 +160,7 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> String {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .unwrap_or_else(|| panic!("unclosed {{{{ in template"));
+        let end = after.find("}}").unwrap_or_else(|| panic!("unclosed {{{{ in template"));
         let name = &after[..end];
         let value = values
             .iter()
@@ -203,15 +196,10 @@ pub fn yaml_quote(s: &str) -> String {
 pub fn yaml_flow(v: &Value) -> String {
     match v {
         Value::String(s) => yaml_quote(s),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(yaml_flow).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(yaml_flow).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => {
-            let members: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", yaml_quote(k), yaml_flow(v)))
-                .collect();
+            let members: Vec<String> =
+                map.iter().map(|(k, v)| format!("{}: {}", yaml_quote(k), yaml_flow(v))).collect();
             format!("{{{}}}", members.join(", "))
         }
         other => other.to_string(),

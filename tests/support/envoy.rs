@@ -36,19 +36,10 @@ impl Envoy {
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&config)
-            .args([
-                "--disable-hot-restart",
-                "--concurrency",
-                &concurrency.to_string(),
-            ])
+            .args(["--disable-hot-restart", "--concurrency", &concurrency.to_string()])
             .arg("--log-path")
             .arg(dir.path().join("envoy.log"))
-            .args([
-                "-l",
-                "info",
-                "--component-log-level",
-                "wasm:debug,jwt:debug",
-            ])
+            .args(["-l", "info", "--component-log-level", "wasm:debug,jwt:debug"])
             // Flush the log file often: a test reads it while Envoy runs, and a kill loses the buffer.
             .args(["--file-flush-interval-msec", "50"])
             .arg("--admin-address-path")
@@ -58,16 +49,9 @@ impl Envoy {
             .stderr(dir.create("stderr.log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        let mut envoy = Envoy {
-            child,
-            dir,
-            port: 0,
-            admin_port: 0,
-        };
+        let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
         envoy.wait_live(&address_file);
-        envoy.port = envoy
-            .listener_port()
-            .unwrap_or_else(|| envoy.fail("no bound listener in /listeners"));
+        envoy.port = envoy.listener_port().unwrap_or_else(|| envoy.fail("no bound listener in /listeners"));
         envoy
     }
 
@@ -84,9 +68,7 @@ impl Envoy {
                     .unwrap_or(0);
             }
             let live = self.admin_port != 0
-                && self
-                    .admin("/ready")
-                    .is_ok_and(|r| r.status == 200 && r.body.trim() == "LIVE");
+                && self.admin("/ready").is_ok_and(|r| r.status == 200 && r.body.trim() == "LIVE");
             if live {
                 return;
             }
@@ -100,17 +82,13 @@ impl Envoy {
     /// The first listener's bound port, from `/listeners?format=json`.
     fn listener_port(&self) -> Option<u16> {
         let listeners = self.admin("/listeners?format=json").ok()?.json();
-        let port =
-            listeners.pointer("/listener_statuses/0/local_address/socket_address/port_value")?;
+        let port = listeners.pointer("/listener_statuses/0/local_address/socket_address/port_value")?;
         port.as_u64().and_then(|p| u16::try_from(p).ok())
     }
 
     /// Panics with the message and the end of Envoy's log (Drop then kills it).
     fn fail(&self, why: &str) -> ! {
-        panic!(
-            "{why}\n--- Envoy log (last {LOG_TAIL} lines) ---\n{}",
-            tail(&self.log(), LOG_TAIL)
-        );
+        panic!("{why}\n--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL));
     }
 
     /// The listener's port (HTTP).
@@ -134,10 +112,7 @@ impl Envoy {
 
     /// Every counter and gauge (histograms and text readouts are left out).
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        let body = self
-            .admin("/stats")
-            .unwrap_or_else(|e| self.fail(&format!("/stats: {e}")))
-            .body;
+        let body = self.admin("/stats").unwrap_or_else(|e| self.fail(&format!("/stats: {e}"))).body;
         body.lines()
             .filter_map(|l| l.split_once(": "))
             .filter_map(|(name, value)| Some((name.to_string(), value.trim().parse().ok()?)))
@@ -171,16 +146,9 @@ impl Envoy {
             .args(["--disable-hot-restart", "-l", "warn"])
             .output()
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(text)
-        }
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() { Ok(()) } else { Err(text) }
     }
 }
 
@@ -188,10 +156,7 @@ impl Envoy {
     /// SIGTERM (Envoy flushes its log and exits within milliseconds), SIGKILL after a second.
     fn terminate(&mut self) {
         let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
+        let termed = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
         let deadline = Instant::now() + Duration::from_secs(1);
         while termed && Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -208,10 +173,7 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         self.terminate();
         if std::thread::panicking() {
-            eprintln!(
-                "--- Envoy log (last {LOG_TAIL} lines) ---\n{}",
-                tail(&self.log(), LOG_TAIL)
-            );
+            eprintln!("--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL));
         }
     }
 }
@@ -252,19 +214,11 @@ pub fn stub_module() -> Vec<u8> {
         exports.push([wasm_name(name), vec![0x00, i as u8]].concat());
     }
     exports.push([wasm_name("memory"), vec![0x02, 0]].concat());
-    let bodies = functions
-        .iter()
-        .map(|(_, _, body)| wasm_vec(&[vec![0], body.to_vec()].concat()));
+    let bodies = functions.iter().map(|(_, _, body)| wasm_vec(&[vec![0], body.to_vec()].concat()));
     [
         b"\0asm\x01\0\0\0".to_vec(),
         wasm_section(1, &types),
-        wasm_section(
-            3,
-            &functions
-                .iter()
-                .map(|(_, t, _)| vec![*t])
-                .collect::<Vec<_>>(),
-        ),
+        wasm_section(3, &functions.iter().map(|(_, t, _)| vec![*t]).collect::<Vec<_>>()),
         wasm_section(5, &[vec![0x00, 2]]), // one memory of two pages: room for the configuration
         wasm_section(7, &exports),
         wasm_section(10, &bodies.collect::<Vec<_>>()),
@@ -312,8 +266,7 @@ impl TempDir {
     pub fn new(what: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("jwt-authn-wasm-{what}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("jwt-authn-wasm-{what}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         TempDir(path)

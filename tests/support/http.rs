@@ -21,16 +21,12 @@ pub struct Response {
 impl Response {
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 }
 
@@ -38,29 +34,16 @@ impl Response {
 pub fn get(port: u16, path: &str, bearer: Option<&str>) -> Response {
     let auth = bearer.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-    request(port, "GET", path, &headers)
-        .unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
+    request(port, "GET", path, &headers).unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
 }
 
 /// Sends one request to 127.0.0.1:`port` and reads the whole answer. `Host` and
 /// `Connection: close` are added unless given; a body is never sent.
-pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Result<Response, String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(encode_request(method, path, headers).as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    stream.write_all(encode_request(method, path, headers).as_bytes()).map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     // Stop at the end of the answer, not at EOF: after a local reply Envoy waits up to its
@@ -86,16 +69,10 @@ fn is_complete(raw: &[u8], method: &str) -> bool {
     if method == "HEAD" || matches!(head.status, 100..=199 | 204 | 304) {
         return true;
     }
-    if head
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
+    if head.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         return dechunk(body).is_ok();
     }
-    match head
-        .header("content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-    {
+    match head.header("content-length").and_then(|l| l.parse::<usize>().ok()) {
         Some(length) => body.len() >= length,
         None => false,
     }
@@ -119,8 +96,7 @@ fn encode_request(method: &str, path: &str, headers: &[(&str, &str)]) -> String 
 
 /// Parses a whole HTTP/1.1 answer (status line, headers, body by chunked or to the end).
 pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let split = find(raw, b"\r\n\r\n")
-        .ok_or_else(|| format!("no end of headers in {} bytes", raw.len()))?;
+    let split = find(raw, b"\r\n\r\n").ok_or_else(|| format!("no end of headers in {} bytes", raw.len()))?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let rest = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -134,19 +110,11 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    let chunked = headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    Ok(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
@@ -155,8 +123,7 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
         let eol = find(data, b"\r\n").ok_or("chunk size line without end")?;
         let size_text = String::from_utf8_lossy(&data[..eol]);
         let size_hex = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("bad chunk size {size_hex:?}"))?;
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| format!("bad chunk size {size_hex:?}"))?;
         data = &data[eol + 2..];
         if size == 0 {
             return Ok(out);

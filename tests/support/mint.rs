@@ -75,19 +75,11 @@ impl Key {
             Key::Rsa(k) => json!({"kty": "RSA", "n": b64(&k.n_bytes()), "e": b64(&k.e_bytes())}),
             Key::P256(k) => {
                 let p = k.verifying_key().to_sec1_point(false);
-                ec_jwk(
-                    "P-256",
-                    p.x().map(|x| x.as_slice()),
-                    p.y().map(|y| y.as_slice()),
-                )
+                ec_jwk("P-256", p.x().map(|x| x.as_slice()), p.y().map(|y| y.as_slice()))
             }
             Key::P384(k) => {
                 let p = k.verifying_key().to_sec1_point(false);
-                ec_jwk(
-                    "P-384",
-                    p.x().map(|x| x.as_slice()),
-                    p.y().map(|y| y.as_slice()),
-                )
+                ec_jwk("P-384", p.x().map(|x| x.as_slice()), p.y().map(|y| y.as_slice()))
             }
             Key::Ed25519(k) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&k.verifying_key().to_bytes())})
@@ -174,11 +166,9 @@ impl TestKey {
 
     /// The loaded key, read from its file once per process; panics when the fixture is missing.
     pub fn key(self) -> &'static Key {
-        static KEYS: [OnceLock<Key>; TestKey::ALL.len()] =
-            [const { OnceLock::new() }; TestKey::ALL.len()];
-        KEYS[self as usize].get_or_init(|| {
-            Key::from_file(&self.path()).unwrap_or_else(|e| panic!("test fixture: {e}"))
-        })
+        static KEYS: [OnceLock<Key>; TestKey::ALL.len()] = [const { OnceLock::new() }; TestKey::ALL.len()];
+        KEYS[self as usize]
+            .get_or_init(|| Key::from_file(&self.path()).unwrap_or_else(|e| panic!("test fixture: {e}")))
     }
 }
 
@@ -201,10 +191,8 @@ pub const DEMO_KEYS: [(TestKey, &str); 4] = [
 /// The JWKS of `DEMO_KEYS`, the same as `envoy/demo-jwks.json` (an error, not a panic, when a
 /// fixture cannot be read: the demo tools use this).
 pub fn demo_jwks() -> Result<String, String> {
-    let jwks: Result<Vec<Value>, String> = DEMO_KEYS
-        .iter()
-        .map(|(key, kid)| Ok(Key::from_file(&key.path())?.jwk(kid, None)))
-        .collect();
+    let jwks: Result<Vec<Value>, String> =
+        DEMO_KEYS.iter().map(|(key, kid)| Ok(Key::from_file(&key.path())?.jwk(kid, None))).collect();
     Ok(jwks_of(jwks?))
 }
 
@@ -221,17 +209,8 @@ pub fn jwks_of(jwks: impl IntoIterator<Item = Value>) -> String {
 
 /// A compact JWS over exactly these header and payload texts, signed with `alg` (which need not
 /// be the header's `alg`: tests of algorithm confusion sign with one and announce another).
-pub fn try_sign(
-    header_json: &str,
-    payload_json: &str,
-    key: &Key,
-    alg: &str,
-) -> Result<String, String> {
-    let input = format!(
-        "{}.{}",
-        b64(header_json.as_bytes()),
-        b64(payload_json.as_bytes())
-    );
+pub fn try_sign(header_json: &str, payload_json: &str, key: &Key, alg: &str) -> Result<String, String> {
+    let input = format!("{}.{}", b64(header_json.as_bytes()), b64(payload_json.as_bytes()));
     let sig = key.sign_bytes(alg, input.as_bytes())?;
     Ok(format!("{input}.{}", b64(&sig)))
 }
@@ -243,11 +222,7 @@ pub fn sign(header_json: &str, payload_json: &str, key: &Key, alg: &str) -> Stri
 
 /// An `alg: none` style token: the two parts and an empty signature.
 pub fn unsigned(header_json: &str, payload_json: &str) -> String {
-    format!(
-        "{}.{}.",
-        b64(header_json.as_bytes()),
-        b64(payload_json.as_bytes())
-    )
+    format!("{}.{}.", b64(header_json.as_bytes()), b64(payload_json.as_bytes()))
 }
 
 /// The same token with one bit of its signature flipped (or one byte added to an empty one), so
@@ -277,10 +252,7 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Seconds since the Unix epoch, from the real clock (Envoy checks `exp` against the same clock).
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// A builder for ordinary tokens: header `{"alg", "typ": "JWT"}` and claims `{"iat": now}` to
@@ -307,12 +279,7 @@ impl<'k> Token<'k> {
         header.insert("typ".into(), json!("JWT"));
         let mut claims = Map::new();
         claims.insert("iat".into(), json!(now()));
-        Token {
-            alg: alg.into(),
-            key,
-            header,
-            claims,
-        }
+        Token { alg: alg.into(), key, header, claims }
     }
 
     pub fn kid(self, kid: &str) -> Self {
@@ -378,12 +345,7 @@ impl<'k> Token<'k> {
     }
 
     pub fn try_sign(&self) -> Result<String, String> {
-        try_sign(
-            &self.header_json(),
-            &self.payload_json(),
-            self.key,
-            &self.alg,
-        )
+        try_sign(&self.header_json(), &self.payload_json(), self.key, &self.alg)
     }
 
     /// Signs; panics when the key cannot sign with the algorithm (a bug in the test).

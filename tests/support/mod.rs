@@ -26,18 +26,12 @@ pub fn crate_root() -> PathBuf {
 pub fn envoy_bin() -> Result<PathBuf, String> {
     let (bin, from) = match std::env::var_os("ENVOY_BIN") {
         Some(bin) => (PathBuf::from(bin), "ENVOY_BIN"),
-        None => (
-            crate_root().join(".venv/bin/envoy"),
-            "the default (no ENVOY_BIN)",
-        ),
+        None => (crate_root().join(".venv/bin/envoy"), "the default (no ENVOY_BIN)"),
     };
     if bin.is_file() {
         Ok(bin)
     } else {
-        Err(format!(
-            "no Envoy at {} from {from}: run `make envoy` or set ENVOY_BIN",
-            bin.display()
-        ))
+        Err(format!("no Envoy at {} from {from}: run `make envoy` or set ENVOY_BIN", bin.display()))
     }
 }
 
@@ -61,10 +55,7 @@ pub fn require_wasm() -> Option<PathBuf> {
     let found = if path.is_file() {
         Ok(path)
     } else {
-        Err(format!(
-            "no filter module at {}: run `make build` or set WASM_PATH",
-            path.display()
-        ))
+        Err(format!("no filter module at {}: run `make build` or set WASM_PATH", path.display()))
     };
     available(found)
 }
@@ -132,11 +123,7 @@ impl Stack {
         let upstream = EchoUpstream::new();
         let yaml = config(jwks.port(), upstream.port()).yaml(filter);
         let envoy = Envoy::start(&yaml, concurrency);
-        Some(Stack {
-            envoy,
-            jwks,
-            upstream,
-        })
+        Some(Stack { envoy, jwks, upstream })
     }
 
     /// GET through Envoy, with an optional bearer token.

@@ -28,10 +28,7 @@ pub struct Request {
 impl Request {
     /// The first value of a header (name in lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -39,12 +36,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// Answer after `delay`.
-    Answer {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
-        delay: Duration,
-    },
+    Answer { status: u16, headers: Vec<(String, String)>, body: String, delay: Duration },
     /// Keep the connection open and never answer (until the server stops).
     Hang,
     /// Close the connection without answering.
@@ -81,9 +73,7 @@ impl HttpServer {
     }
 
     /// A server with an OS-picked port that is not listening yet: `start` it later.
-    pub fn reserve(
-        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
-    ) -> io::Result<HttpServer> {
+    pub fn reserve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> io::Result<HttpServer> {
         let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         Ok(HttpServer::idle(port, handler))
     }
@@ -191,12 +181,7 @@ impl Connection {
         };
         lock(&self.requests).push(request.clone());
         match (self.handler)(&request) {
-            Reply::Answer {
-                status,
-                headers,
-                body,
-                delay,
-            } => {
+            Reply::Answer { status, headers, body, delay } => {
                 if self.sleep(delay) {
                     let _ = stream.write_all(&encode_response(status, &headers, &body));
                 }
@@ -246,15 +231,8 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let request = Request {
-        method,
-        path,
-        headers,
-    };
-    let length: u64 = request
-        .header("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
+    let request = Request { method, path, headers };
+    let length: u64 = request.header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
     let _ = io::copy(&mut reader.take(length), &mut io::sink());
     Some(request)
 }
@@ -268,10 +246,7 @@ fn encode_response(status: u16, headers: &[(String, String)], body: &str) -> Vec
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    ));
+    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
     [head.as_bytes(), body.as_bytes()].concat()
 }
 
@@ -340,9 +315,7 @@ impl JwksServer {
         }))
     }
 
-    fn handler(
-        behaviour: &Arc<Mutex<JwksBehaviour>>,
-    ) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+    fn handler(behaviour: &Arc<Mutex<JwksBehaviour>>) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let behaviour = behaviour.clone();
         move |_| {
             let b = lock(&behaviour).clone();
@@ -379,8 +352,7 @@ impl JwksServer {
         if value.is_empty() {
             b.headers.remove(&name.to_ascii_lowercase());
         } else {
-            b.headers
-                .insert(name.to_ascii_lowercase(), value.to_string());
+            b.headers.insert(name.to_ascii_lowercase(), value.to_string());
         }
     }
 
@@ -411,9 +383,7 @@ impl JwksServer {
     /// Listens again on the same port; panics if the port was taken meanwhile.
     pub fn start(&mut self) {
         let port = self.port();
-        self.server
-            .start()
-            .unwrap_or_else(|e| panic!("JWKS server restart on port {port}: {e}"));
+        self.server.start().unwrap_or_else(|e| panic!("JWKS server restart on port {port}: {e}"));
     }
 
     /// Stops listening: fetches get connection refused until `start`.
@@ -438,9 +408,7 @@ impl EchoUpstream {
     }
 
     pub fn on_port(port: u16) -> io::Result<EchoUpstream> {
-        Ok(EchoUpstream {
-            server: HttpServer::bind(port, echo)?,
-        })
+        Ok(EchoUpstream { server: HttpServer::bind(port, echo)? })
     }
 
     pub fn port(&self) -> u16 {
@@ -467,12 +435,6 @@ fn echo(request: &Request) -> Reply {
     for (name, value) in &request.headers {
         headers.entry(name).or_default().push(value);
     }
-    let body =
-        serde_json::json!({"method": request.method, "path": request.path, "headers": headers});
-    Reply::Answer {
-        status: 200,
-        headers: Vec::new(),
-        body: body.to_string(),
-        delay: Duration::ZERO,
-    }
+    let body = serde_json::json!({"method": request.method, "path": request.path, "headers": headers});
+    Reply::Answer { status: 200, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
 }

@@ -1,0 +1,381 @@
+//! One request's authentication decision, as plain data: which rule applies, which tokens are where,
+//! whether they verify, and what the filter must then do (let the request go on with some headers
+//! changed, answer it locally, or hold it until keys arrive). The shell only reads the request,
+//! carries the decision out and turns the decision's events into metrics.
+
+use crate::authz;
+use crate::cache::{Cached, TokenCache};
+use crate::config::{Config, Mode, Provider, ProviderId};
+use crate::crypto::Crypto;
+use crate::error::{AuthnError, JwtError};
+use crate::extract::{self, FoundToken, Location};
+use crate::forward::{self, Mutations, STATUS_HEADER};
+use crate::jwks::KeySet;
+use crate::policy::Policy;
+use crate::requirement::{self, ProviderOutcome, Verdict};
+use crate::verify::{self, Decoded, VerifiedJwt};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// What the filter knows about a provider's keys at this moment.
+#[derive(Clone, Copy)]
+pub enum KeyState<'a> {
+    /// Keys to verify with.
+    Ready(ReadyKeys<'a>),
+    /// None yet (first fetch outstanding or failing): the request may wait.
+    Pending,
+    /// None usable and no point in waiting.
+    Unavailable,
+}
+
+#[derive(Clone, Copy)]
+pub struct ReadyKeys<'a> {
+    pub keys: &'a KeySet,
+    /// What a token naming a `kid` these keys lack may do.
+    pub unknown_kid: UnknownKid,
+    /// The keys are past their freshness (refreshes failing), served within `max_stale`.
+    pub stale: bool,
+}
+
+/// What a token whose `kid` is not in the key set may do (see `fetch` for the refetch rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKid {
+    /// Refused at once (local keys, or this interval's refetch is spent).
+    Refuse,
+    /// A refetch is under way: wait for it.
+    Wait,
+    /// Ask for a refetch and wait for it.
+    Refetch,
+}
+
+/// What the VM lends the decision: its keys, its signature backend, its token caches, and a log
+/// of what happened (for metrics).
+pub struct Env<'a> {
+    pub keys: &'a dyn Fn(ProviderId) -> KeyState<'a>,
+    pub crypto: &'a dyn Crypto,
+    /// One per provider, by id; an empty slice caches nothing.
+    pub caches: &'a mut [TokenCache],
+    pub events: &'a mut Vec<Event>,
+}
+
+/// Something worth counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The request may go on (after a requirement).
+    Allowed,
+    /// The request was (or, in report mode, would have been) refused.
+    Denied(AuthnError),
+    /// Report mode let a request through that enforce mode would refuse.
+    Reported,
+    /// A CORS preflight passed without a token.
+    CorsBypassed,
+    /// This provider's tokens all verified.
+    Verified(ProviderId),
+    /// This provider refused a token.
+    Refused(ProviderId, AuthnError),
+    CacheHit(ProviderId),
+    CacheMiss(ProviderId),
+    /// A token verified with keys past their freshness.
+    StaleServed(ProviderId),
+}
+
+/// The parts of a request the decision reads. Header names are lower case; pseudo-headers
+/// (`:path`, `:method`, `:authority`, ...) are among them, as proxy-wasm gives them.
+pub struct Request<'a> {
+    pub headers: &'a [(String, String)],
+    /// Whether the request may wait for a provider's first keys (else: 503 at once).
+    pub may_wait_for_keys: bool,
+    /// Whether the request may wait for an unknown-`kid` refetch (else: refused at once).
+    pub may_wait_for_kid: bool,
+    /// Unix milliseconds.
+    pub now_ms: u64,
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn now_seconds(&self) -> i64 {
+        i64::try_from(self.now_ms / 1000).unwrap_or(i64::MAX)
+    }
+
+    fn path(&self) -> &str {
+        self.header(":path").unwrap_or("/")
+    }
+
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method` (as jwt_authn).
+    fn is_cors_preflight(&self) -> bool {
+        self.header(":method") == Some("OPTIONS")
+            && self.header("origin").is_some()
+            && self.header("access-control-request-method").is_some()
+    }
+}
+
+/// A local answer instead of forwarding.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The stable reason, for logs.
+    pub reason: &'static str,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Mutations),
+    Deny(Reply),
+    /// Keys for a provider the answer depends on are not there yet: hold the request.
+    Wait(Wait),
+}
+
+/// Why a request is held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Providers whose key set should be refetched for an unknown `kid` (the shell asks, rate-limited).
+    pub refetch: Vec<ProviderId>,
+    /// The wait is for a `kid` refetch only (bounded by the fetch timeout, not the startup hold).
+    pub for_kid: bool,
+}
+
+/// Seconds a client is told to wait when keys are unavailable.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Decides what to do with one request.
+pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
+    let mut mutations = Mutations { remove: forward::output_headers(config), set: Vec::new() };
+    let Some(requirement) = config.rule_for(request.path()).and_then(|r| r.requires.as_ref()) else {
+        return Decision::Allow(mutations);
+    };
+    if config.bypass_cors_preflight && request.is_cors_preflight() {
+        env.events.push(Event::CorsBypassed);
+        return Decision::Allow(mutations);
+    }
+    let mut checked = Checked::default();
+    let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
+        checked.outcome(config, env, request, id, audiences)
+    });
+    let report = !checked.asked.is_empty()
+        && checked.asked.iter().all(|id| config.providers.get(*id).is_some_and(|p| p.mode == Mode::Report));
+    match verdict {
+        Verdict::Allow { verified } => {
+            env.events.push(Event::Allowed);
+            for id in verified {
+                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id))
+                {
+                    forward::forward(provider, tokens, request.headers, &mut mutations);
+                }
+            }
+            if report {
+                mutations.set.push((STATUS_HEADER.to_owned(), "ok".to_owned()));
+            }
+            Decision::Allow(mutations)
+        }
+        Verdict::Deny(error) => {
+            env.events.push(Event::Denied(error));
+            if report {
+                env.events.push(Event::Reported);
+                mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
+                return Decision::Allow(mutations);
+            }
+            Decision::Deny(reply(error, request, config.strip_failure_response))
+        }
+        Verdict::Pending(_) => Decision::Wait(checked.wait),
+    }
+}
+
+/// Per-request memo of provider checks: which were asked, the verified tokens for forwarding, and
+/// what a held request waits for.
+#[derive(Default)]
+struct Checked {
+    asked: Vec<ProviderId>,
+    wait: Wait,
+    verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
+}
+
+/// Tokens of one provider sorted by the keyless checks.
+#[derive(Default)]
+struct Triage<'t> {
+    verified: Vec<(FoundToken, Rc<VerifiedJwt>)>,
+    other_issuer: Vec<Location>,
+    decoded: Vec<(&'t FoundToken, Decoded<'t>)>,
+}
+
+impl Checked {
+    /// One provider's outcome over every token in its locations, with the precedence
+    /// `requirement` documents: a failure, then waiting for keys, then tokens of another issuer,
+    /// then verified.
+    fn outcome(
+        &mut self,
+        config: &Config,
+        env: &mut Env<'_>,
+        request: &Request<'_>,
+        id: ProviderId,
+        audiences: Option<&[String]>,
+    ) -> ProviderOutcome {
+        self.asked.push(id);
+        let Some(provider) = config.providers.get(id) else {
+            return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
+        };
+        let found = match extract::extract(&provider.locations, request.headers, request.path()) {
+            Ok(found) if found.is_empty() => return ProviderOutcome::Missing,
+            Ok(found) => found,
+            Err(e) => return refused(env, id, e),
+        };
+        let policy = match audiences {
+            Some(a) => Cow::Owned(Policy { audiences: a.to_vec(), ..provider.policy.clone() }),
+            None => Cow::Borrowed(&provider.policy),
+        };
+        let mut triage = match triage(env, request, id, &policy, &found) {
+            Ok(triage) => triage,
+            Err(e) => return refused(env, id, e),
+        };
+        if !triage.decoded.is_empty() {
+            let outcome = self.verify_signatures(provider, env, request, id, &mut triage);
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
+        }
+        self.verified.insert(id, triage.verified);
+        if triage.other_issuer.is_empty() {
+            env.events.push(Event::Verified(id));
+            ProviderOutcome::Verified
+        } else {
+            ProviderOutcome::OtherIssuer(triage.other_issuer)
+        }
+    }
+
+    /// The signature and the provider's claim requirements for tokens that passed the keyless
+    /// checks; `None` when all verified (moved into `triage.verified`).
+    fn verify_signatures(
+        &mut self,
+        provider: &Provider,
+        env: &mut Env<'_>,
+        request: &Request<'_>,
+        id: ProviderId,
+        triage: &mut Triage<'_>,
+    ) -> Option<ProviderOutcome> {
+        let ready = match (env.keys)(id) {
+            KeyState::Ready(ready) => ready,
+            KeyState::Pending if request.may_wait_for_keys => return Some(ProviderOutcome::Pending),
+            KeyState::Pending | KeyState::Unavailable => {
+                return Some(refused(env, id, AuthnError::KeysUnavailable));
+            }
+        };
+        for (token, decoded) in std::mem::take(&mut triage.decoded) {
+            let result = decoded
+                .check_signature(env.crypto, ready.keys)
+                .and_then(|jwt| authz::check(provider, &jwt.claims).map(|()| Rc::new(jwt)));
+            let cache = env.caches.get_mut(id);
+            match result {
+                Ok(jwt) => {
+                    if let Some(c) = cache {
+                        c.insert_verified(&token.token, Rc::clone(&jwt));
+                    }
+                    if ready.stale {
+                        env.events.push(Event::StaleServed(id));
+                    }
+                    triage.verified.push((token.clone(), jwt));
+                }
+                Err(JwtError::UnknownKid)
+                    if request.may_wait_for_kid && ready.unknown_kid != UnknownKid::Refuse =>
+                {
+                    self.wait.for_kid = true;
+                    if ready.unknown_kid == UnknownKid::Refetch && !self.wait.refetch.contains(&id) {
+                        self.wait.refetch.push(id);
+                    }
+                    return Some(ProviderOutcome::Pending);
+                }
+                Err(e) => {
+                    if let Some(c) = cache {
+                        c.insert_refused(&token.token, e, request.now_ms);
+                    }
+                    return Some(refused(env, id, AuthnError::Jwt(e)));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Sorts a provider's tokens without keys: cached ones (claims checked again), tokens of another
+/// issuer, and decoded ones whose signature is still to check. Any other failure refuses.
+fn triage<'t>(
+    env: &mut Env<'_>,
+    request: &Request<'_>,
+    id: ProviderId,
+    policy: &Policy,
+    found: &'t [FoundToken],
+) -> Result<Triage<'t>, AuthnError> {
+    let now = request.now_seconds();
+    let mut triage = Triage::default();
+    let cache = env.caches.get(id).filter(|c| c.enabled());
+    for token in found {
+        match cache.map(|c| c.get(&token.token, request.now_ms)) {
+            Some(Some(Cached::Verified(jwt))) => {
+                env.events.push(Event::CacheHit(id));
+                jwt.claims.check(policy, now)?;
+                triage.verified.push((token.clone(), jwt));
+                continue;
+            }
+            Some(Some(Cached::Refused(e))) => {
+                env.events.push(Event::CacheHit(id));
+                return Err(AuthnError::Jwt(e));
+            }
+            Some(None) => env.events.push(Event::CacheMiss(id)),
+            None => {}
+        }
+        match verify::decode(&token.token, policy, now) {
+            Ok(d) => triage.decoded.push((token, d)),
+            Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location.clone()),
+            Err(e) => return Err(AuthnError::Jwt(e)),
+        }
+    }
+    Ok(triage)
+}
+
+fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome {
+    env.events.push(Event::Refused(id, e));
+    ProviderOutcome::Failed(e)
+}
+
+/// The local answer for a failure: 401 with an RFC 6750 challenge, 403 for an audience (as
+/// jwt_authn) or a missing claim or scope (`insufficient_scope`), or 503 when keys are unavailable
+/// (the client did nothing wrong). `strip` (jwt_authn's `strip_failure_response`) leaves out the
+/// reason.
+fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
+    let realm = realm(request);
+    let reason = error.reason();
+    let body = if strip { String::new() } else { reason.to_owned() };
+    let challenge = |code: &str| match strip {
+        true => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
+        false => format!("Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{reason}\""),
+    };
+    let (status, header) = match error {
+        AuthnError::KeysUnavailable => (503, ("retry-after", RETRY_AFTER_SECONDS.to_string())),
+        // RFC 6750 §3.1: no error code when the request carried no credentials.
+        AuthnError::Missing => (401, ("www-authenticate", format!("Bearer realm=\"{realm}\""))),
+        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => {
+            (403, ("www-authenticate", challenge("invalid_token")))
+        }
+        AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
+            (403, ("www-authenticate", challenge("insufficient_scope")))
+        }
+        _ => (401, ("www-authenticate", challenge("invalid_token"))),
+    };
+    Reply { status, headers: vec![(header.0.to_owned(), header.1)], body, reason }
+}
+
+/// `scheme://authority/path` of the request (as jwt_authn), without the query, reduced to
+/// characters that are safe inside a quoted header parameter.
+fn realm(request: &Request<'_>) -> String {
+    let scheme = request.header(":scheme").unwrap_or("http");
+    let authority = request.header(":authority").unwrap_or("");
+    let path = request.path().split(['?', '#']).next().unwrap_or("/");
+    format!("{scheme}://{authority}{path}")
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .collect()
+}

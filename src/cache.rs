@@ -1,0 +1,184 @@
+//! Per-provider memory of tokens already checked, so a token seen again costs a map lookup and the
+//! cheap claim checks instead of a signature verification (jwt_authn's `jwt_cache_config`).
+//!
+//! Verified tokens are kept up to `capacity`; a hit is only a shortcut past the signature: the
+//! caller still checks time, issuer, audience and subjects, since those depend on `now` and the rule.
+//! Tokens whose signature failed are kept for a short while in a smaller negative cache, so a flood
+//! of one forged token costs one verification. Both are cleared when the provider's keys change.
+//! Eviction is first-in first-out: cheap, bounded, and an attacker cannot keep entries alive.
+
+use crate::error::JwtError;
+use crate::verify::VerifiedJwt;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+/// How long a signature failure is remembered (Unix ms).
+pub const NEGATIVE_TTL_MS: u64 = 30_000;
+/// Negative entries kept, at most.
+pub const NEGATIVE_CAPACITY: usize = 256;
+
+/// What is remembered of a token.
+#[derive(Debug, Clone)]
+pub enum Cached {
+    /// Its signature verified with the current keys (claims still to be checked).
+    Verified(Rc<VerifiedJwt>),
+    /// It was refused for a reason that only new keys could change.
+    Refused(JwtError),
+}
+
+#[derive(Debug)]
+pub struct TokenCache {
+    capacity: usize,
+    max_token_bytes: usize,
+    verified: Bounded<Rc<VerifiedJwt>>,
+    refused: Bounded<(JwtError, u64)>,
+}
+
+impl TokenCache {
+    /// `capacity` 0 disables the cache; tokens longer than `max_token_bytes` are not kept.
+    pub fn new(capacity: usize, max_token_bytes: usize) -> TokenCache {
+        TokenCache { capacity, max_token_bytes, verified: Bounded::default(), refused: Bounded::default() }
+    }
+
+    /// Whether anything is ever kept (`capacity` > 0).
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    pub fn get(&self, token: &str, now_ms: u64) -> Option<Cached> {
+        if let Some(jwt) = self.verified.map.get(token) {
+            return Some(Cached::Verified(Rc::clone(jwt)));
+        }
+        match self.refused.map.get(token) {
+            Some((error, until)) if now_ms < *until => Some(Cached::Refused(*error)),
+            _ => None,
+        }
+    }
+
+    pub fn insert_verified(&mut self, token: &str, jwt: Rc<VerifiedJwt>) {
+        if self.keeps(token) {
+            self.verified.insert(token, jwt, self.capacity);
+        }
+    }
+
+    /// Remembers a refusal that only a key change could undo (a signature or key mismatch).
+    pub fn insert_refused(&mut self, token: &str, error: JwtError, now_ms: u64) {
+        if self.keeps(token) && matches!(error, JwtError::BadSignature | JwtError::NoMatchingKey) {
+            let until = now_ms.saturating_add(NEGATIVE_TTL_MS);
+            self.refused.insert(token, (error, until), NEGATIVE_CAPACITY.min(self.capacity));
+        }
+    }
+
+    /// Forgets everything: the keys changed.
+    pub fn clear(&mut self) {
+        self.verified = Bounded::default();
+        self.refused = Bounded::default();
+    }
+
+    pub fn len(&self) -> usize {
+        self.verified.map.len() + self.refused.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn keeps(&self, token: &str) -> bool {
+        self.capacity > 0 && token.len() <= self.max_token_bytes
+    }
+}
+
+/// A map with first-in first-out eviction at a capacity.
+#[derive(Debug)]
+struct Bounded<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
+}
+
+impl<V> Default for Bounded<V> {
+    fn default() -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<V> Bounded<V> {
+    fn insert(&mut self, key: &str, value: V, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        if self.map.insert(key.to_owned(), value).is_none() {
+            self.order.push_back(key.to_owned());
+        }
+        while self.map.len() > capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.map.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Claims;
+    use crate::token::Header;
+
+    fn jwt() -> Rc<VerifiedJwt> {
+        Rc::new(VerifiedJwt {
+            header: Header { alg: crate::alg::Algorithm::RS256, kid: None },
+            claims: Claims::parse(br#"{"sub":"a"}"#).unwrap(),
+            payload_b64: "e30".into(),
+        })
+    }
+
+    #[test]
+    fn remembers_verified_tokens_up_to_capacity_first_in_first_out() {
+        let mut cache = TokenCache::new(2, 100);
+        for t in ["a", "b", "c"] {
+            cache.insert_verified(t, jwt());
+        }
+        assert!(cache.get("a", 0).is_none(), "the oldest went first");
+        assert!(matches!(cache.get("b", 0), Some(Cached::Verified(_))));
+        assert!(matches!(cache.get("c", 0), Some(Cached::Verified(_))));
+        cache.insert_verified("c", jwt());
+        assert_eq!(cache.len(), 2, "re-inserting does not grow the cache");
+    }
+
+    #[test]
+    fn disabled_or_oversize_tokens_are_not_kept() {
+        let mut off = TokenCache::new(0, 100);
+        off.insert_verified("a", jwt());
+        off.insert_refused("b", JwtError::BadSignature, 0);
+        assert!(off.is_empty());
+        let mut small = TokenCache::new(10, 3);
+        small.insert_verified("abcd", jwt());
+        assert!(small.get("abcd", 0).is_none());
+        small.insert_verified("abc", jwt());
+        assert!(small.get("abc", 0).is_some());
+    }
+
+    #[test]
+    fn refusals_expire_and_only_key_dependent_ones_are_kept() {
+        let mut cache = TokenCache::new(10, 100);
+        cache.insert_refused("forged", JwtError::BadSignature, 1_000);
+        cache.insert_refused("expired", JwtError::Expired, 1_000);
+        assert!(matches!(cache.get("forged", 1_000), Some(Cached::Refused(JwtError::BadSignature))));
+        assert!(cache.get("forged", 1_000 + NEGATIVE_TTL_MS).is_none(), "expired entry");
+        assert!(cache.get("expired", 1_000).is_none(), "time-dependent refusals are checked afresh");
+    }
+
+    #[test]
+    fn negative_cache_is_bounded_separately() {
+        let mut cache = TokenCache::new(10_000, 100);
+        for i in 0..NEGATIVE_CAPACITY + 50 {
+            cache.insert_refused(&i.to_string(), JwtError::BadSignature, 0);
+        }
+        assert_eq!(cache.len(), NEGATIVE_CAPACITY);
+        cache.insert_verified("good", jwt());
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+}

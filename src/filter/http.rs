@@ -1,0 +1,91 @@
+//! The per-request context: read the request, let the core decide, carry the decision out.
+
+use super::host;
+use super::vm::{Held, Vm};
+use crate::authn::Decision;
+use crate::forward::Mutations;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub struct Http {
+    pub context_id: u32,
+    pub vm: Option<Rc<RefCell<Vm>>>,
+}
+
+/// What happened to a request after one decision.
+pub enum Outcome {
+    /// It may go on upstream.
+    Continue,
+    /// It was answered locally.
+    Answered,
+    /// It waits for keys, until the deadline given.
+    Wait(u64),
+}
+
+/// Decides the request of the current effective stream and carries the decision out. Used for new
+/// requests and, from the root's tick, for held ones (`held_until`: their deadline): so it only uses
+/// host calls, never `self`.
+pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcome {
+    let headers = host::request_headers();
+    // The borrow ends before any host call that could re-enter the VM (a local reply runs on_done).
+    let decision = vm.borrow_mut().decide(&headers, now_ms, held_until);
+    match decision {
+        Decision::Allow(mutations) => {
+            apply(&mutations);
+            Outcome::Continue
+        }
+        Decision::Deny(reply) => {
+            host::log(LogLevel::Debug, &format!("{} {}: {}", reply.status, path(&headers), reply.reason));
+            host::send_response(reply.status, &reply.headers, &reply.body);
+            Outcome::Answered
+        }
+        Decision::Wait(wait) => {
+            let deadline = vm.borrow_mut().hold(&wait, now_ms);
+            Outcome::Wait(held_until.unwrap_or(deadline))
+        }
+    }
+}
+
+fn apply(m: &Mutations) {
+    for name in &m.remove {
+        host::remove_request_header(name);
+    }
+    for (name, value) in &m.set {
+        host::set_request_header(name, value);
+    }
+}
+
+fn path(headers: &[(String, String)]) -> &str {
+    headers.iter().find(|(n, _)| n == ":path").map_or("", |(_, v)| v.as_str())
+}
+
+impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        // A client that gives up while held must not be resumed later. If the root is busy with
+        // the held list it has taken it out already and will find this stream gone.
+        if let Some(Ok(mut vm)) = self.vm.as_ref().map(|vm| vm.try_borrow_mut()) {
+            vm.forget(self.context_id);
+        }
+        true
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let Some(vm) = &self.vm else {
+            // Only reachable if Envoy ran a filter whose configuration was refused: fail closed.
+            host::send_response(503, &[], "jwt_authn_wasm not configured");
+            return Action::Pause;
+        };
+        match process(vm, host::now_ms(), None) {
+            Outcome::Continue => Action::Continue,
+            Outcome::Answered => Action::Pause,
+            Outcome::Wait(deadline) => {
+                vm.borrow_mut().held.push(Held { context_id: self.context_id, deadline });
+                Action::Pause
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The filter's metrics, defined once per VM through proxy-wasm `define_metric` (Envoy shows them
+//! in `/stats` as `wasmcustom.<name>` and in Prometheus output as `<name>` with `_` for `.`).
+//!
+//! Names follow Envoy's jwt_authn (`allowed`, `denied`, `jwks_fetch_success`, `jwt_cache_hit`...)
+//! under the prefix (`stat_prefix`, default `jwt_authn_wasm.`):
+//! - `<prefix>allowed`, `<prefix>denied.<category>`, `<prefix>report.allowed`,
+//!   `<prefix>cors_preflight_bypassed`: per request;
+//! - `<prefix>provider.<name>.allowed`, `.denied.<category>`: per provider's tokens;
+//! - `<prefix>provider.<name>.jwks_fetch_success`, `.jwks_fetch_failed`,
+//!   `.jwks_refetch_unknown_kid`, `.jwks_stale_served`, `.jwt_cache_hit`, `.jwt_cache_miss`, and the
+//!   gauge `.jwks_age_seconds`.
+//!
+//! Categories are `AuthnError::CATEGORIES`.
+
+use crate::authn::Event;
+use crate::config::Config;
+use crate::error::AuthnError;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+const CATEGORIES: usize = AuthnError::CATEGORIES.len();
+
+/// A defined counter (or gauge); `None` if the host refused the definition (never fatal).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metric(Option<u32>);
+
+impl Metric {
+    fn define(kind: MetricType, name: &str) -> Metric {
+        Metric(hostcalls::define_metric(kind, name).ok())
+    }
+
+    pub fn increment(self) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    pub fn record(self, value: u64) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}
+
+/// One provider's metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderMetrics {
+    allowed: Metric,
+    denied: [Metric; CATEGORIES],
+    pub fetch_success: Metric,
+    pub fetch_failed: Metric,
+    pub refetch_unknown_kid: Metric,
+    stale_served: Metric,
+    cache_hit: Metric,
+    cache_miss: Metric,
+    pub age_seconds: Metric,
+}
+
+pub struct Metrics {
+    allowed: Metric,
+    denied: [Metric; CATEGORIES],
+    reported: Metric,
+    cors_bypassed: Metric,
+    pub providers: Vec<ProviderMetrics>,
+}
+
+fn counter(name: &str) -> Metric {
+    Metric::define(MetricType::Counter, name)
+}
+
+fn denied(prefix: &str) -> [Metric; CATEGORIES] {
+    AuthnError::CATEGORIES.map(|c| counter(&format!("{prefix}denied.{c}")))
+}
+
+fn category_index(e: AuthnError) -> usize {
+    let c = e.category();
+    AuthnError::CATEGORIES.iter().position(|k| *k == c).unwrap_or(CATEGORIES - 1)
+}
+
+impl ProviderMetrics {
+    fn define(prefix: &str) -> ProviderMetrics {
+        ProviderMetrics {
+            allowed: counter(&format!("{prefix}allowed")),
+            denied: denied(prefix),
+            fetch_success: counter(&format!("{prefix}jwks_fetch_success")),
+            fetch_failed: counter(&format!("{prefix}jwks_fetch_failed")),
+            refetch_unknown_kid: counter(&format!("{prefix}jwks_refetch_unknown_kid")),
+            stale_served: counter(&format!("{prefix}jwks_stale_served")),
+            cache_hit: counter(&format!("{prefix}jwt_cache_hit")),
+            cache_miss: counter(&format!("{prefix}jwt_cache_miss")),
+            age_seconds: Metric::define(MetricType::Gauge, &format!("{prefix}jwks_age_seconds")),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn define(config: &Config) -> Metrics {
+        let prefix = &config.stat_prefix;
+        let providers = config
+            .providers
+            .iter()
+            .map(|p| ProviderMetrics::define(&format!("{prefix}provider.{}.", stat_name(&p.name))));
+        Metrics {
+            allowed: counter(&format!("{prefix}allowed")),
+            denied: denied(prefix),
+            reported: counter(&format!("{prefix}report.allowed")),
+            cors_bypassed: counter(&format!("{prefix}cors_preflight_bypassed")),
+            providers: providers.collect(),
+        }
+    }
+
+    pub fn record(&self, event: Event) {
+        let provider = |id: usize| self.providers.get(id).copied().unwrap_or_default();
+        let metric = match event {
+            Event::Allowed => self.allowed,
+            Event::Denied(e) => self.denied.get(category_index(e)).copied().unwrap_or_default(),
+            Event::Reported => self.reported,
+            Event::CorsBypassed => self.cors_bypassed,
+            Event::Verified(id) => provider(id).allowed,
+            Event::Refused(id, e) => provider(id).denied.get(category_index(e)).copied().unwrap_or_default(),
+            Event::CacheHit(id) => provider(id).cache_hit,
+            Event::CacheMiss(id) => provider(id).cache_miss,
+            Event::StaleServed(id) => provider(id).stale_served,
+        };
+        metric.increment();
+    }
+}
+
+/// A provider name as one stat-name segment: dots and anything unusual become `_`.
+fn stat_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}

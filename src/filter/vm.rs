@@ -1,0 +1,116 @@
+//! What one wasm VM knows: the compiled config, its copy of every provider's keys, the requests it
+//! holds until keys arrive, and the JWKS fetches it has in flight.
+
+use super::keys::{Fetching, ProviderKeys};
+use super::metrics::Metrics;
+use crate::authn::{self, Decision, Env, KeyState, Request, Wait};
+use crate::cache::TokenCache;
+use crate::config::{Config, ProviderId};
+use crate::crypto::{Crypto, RustCrypto};
+
+pub struct Vm {
+    pub config: Config,
+    pub keys: Vec<ProviderKeys>,
+    /// Verified-token caches, by provider; cleared when that provider's keys change.
+    pub caches: Vec<TokenCache>,
+    /// Streams of this VM paused until keys arrive (only this VM can resume them).
+    pub held: Vec<Held>,
+    /// Fetches this VM dispatched: call token → provider and what was asked for.
+    pub calls: Vec<(u32, ProviderId, Fetching)>,
+    /// After this (Unix ms) the startup hold is over: a request that finds no keys is answered 503
+    /// at once instead of waiting.
+    pub startup_hold_ends: u64,
+    /// The signature backend.
+    pub crypto: Box<dyn Crypto>,
+    pub metrics: Metrics,
+    /// Reused for every decision's events (no allocation per request).
+    events: Vec<authn::Event>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Held {
+    pub context_id: u32,
+    /// When the hold gives up: the request is then decided once more with nothing left to wait for
+    /// (503 without keys, 401 for a `kid` still unknown).
+    pub deadline: u64,
+}
+
+impl Vm {
+    pub fn new(config: Config, now: u64) -> Vm {
+        let metrics = Metrics::define(&config);
+        let keys = config
+            .providers
+            .iter()
+            .zip(&metrics.providers)
+            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m))
+            .collect();
+        let caches = config
+            .providers
+            .iter()
+            .map(|p| TokenCache::new(p.jwt_cache.jwt_cache_size, p.jwt_cache.jwt_max_token_size))
+            .collect();
+        let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
+        Vm {
+            config,
+            keys,
+            caches,
+            held: Vec::new(),
+            calls: Vec::new(),
+            startup_hold_ends: now.saturating_add(hold),
+            crypto: Box::new(RustCrypto),
+            metrics,
+            events: Vec::new(),
+        }
+    }
+
+    /// Asks for the refetches a held request needs and says until when it may wait: the startup
+    /// hold, or for an unknown `kid` only as long as its refetch may take.
+    pub fn hold(&mut self, wait: &Wait, now: u64) -> u64 {
+        for id in &wait.refetch {
+            if let Some(keys) = self.keys.get_mut(*id) {
+                keys.ask_kid_refetch(now);
+            }
+        }
+        let startup = u64::try_from(self.config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
+        let refetch = self.keys.iter().map(ProviderKeys::refetch_wait_ms).max().unwrap_or(0);
+        now.saturating_add(if wait.for_kid { refetch.min(startup) } else { startup })
+    }
+
+    /// Decides a request; `held_until` is the deadline of a request already held (`None` for a
+    /// new one, which may wait for first keys only during the startup hold).
+    pub fn decide(&mut self, headers: &[(String, String)], now_ms: u64, held_until: Option<u64>) -> Decision {
+        let (may_wait_for_keys, may_wait_for_kid) = match held_until {
+            None => (now_ms < self.startup_hold_ends, true),
+            Some(deadline) => (now_ms < deadline, now_ms < deadline),
+        };
+        let Vm { config, keys, caches, crypto, metrics, events, .. } = self;
+        let key_state = |id: ProviderId| keys.get(id).map_or(KeyState::Unavailable, |k| k.state(now_ms));
+        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches, events };
+        let decision = authn::decide(
+            config,
+            &mut env,
+            &Request { headers, may_wait_for_keys, may_wait_for_kid, now_ms },
+        );
+        for event in events.drain(..) {
+            metrics.record(event);
+        }
+        decision
+    }
+
+    /// Adopts newer published keys; a provider whose keys changed forgets its cached tokens.
+    /// True when any provider's keys changed.
+    pub fn sync_keys(&mut self, now: u64) -> bool {
+        let mut changed = false;
+        for (keys, cache) in self.keys.iter_mut().zip(self.caches.iter_mut()) {
+            if keys.sync(now) {
+                cache.clear();
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    pub fn forget(&mut self, context_id: u32) {
+        self.held.retain(|h| h.context_id != context_id);
+    }
+}
