@@ -89,12 +89,7 @@ fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
     }
     let file = support::crate_root().join("bench/results.json");
     report::write_results(&file, sections)?;
-    println!(
-        "\nwrote {} ({} in {:.0} s)",
-        file.display(),
-        mode,
-        started.elapsed().as_secs_f64()
-    );
+    println!("\nwrote {} ({} in {:.0} s)", file.display(), mode, started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -117,12 +112,9 @@ struct Settings {
 impl Settings {
     fn from_env() -> Result<Settings, String> {
         let pin = env_num("BENCH_PIN", 1)? != 0 && can_pin();
-        let only = std::env::var("BENCH_ONLY").ok().map(|list| {
-            list.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
+        let only = std::env::var("BENCH_ONLY")
+            .ok()
+            .map(|list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
         Ok(Settings {
             duration_s: env_num("BENCH_DURATION", 5)?,
             warmup_s: env_num("BENCH_WARMUP", 1)?,
@@ -147,21 +139,14 @@ impl Settings {
         variants
             .iter()
             .copied()
-            .filter(|v| {
-                self.only
-                    .as_ref()
-                    .is_none_or(|names| names.iter().any(|n| n == v.name))
-            })
+            .filter(|v| self.only.as_ref().is_none_or(|names| names.iter().any(|n| n == v.name)))
             .collect()
     }
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a number")),
+        Ok(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number")),
         Err(_) => Ok(default),
     }
 }
@@ -173,10 +158,7 @@ fn can_pin() -> bool {
 }
 
 fn runs(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// Everything the measurements share: settings, modules, the JWKS server, the token files.
@@ -206,18 +188,11 @@ impl Bench {
         let noop = scratch.path().join("noop.wasm");
         std::fs::write(&noop, support::envoy::stub_module())
             .map_err(|e| format!("{}: {e}", noop.display()))?;
-        let modules = Modules {
-            filter: support::wasm_path(),
-            noop,
-        };
+        let modules = Modules { filter: support::wasm_path(), noop };
         let machine = Machine::probe(&envoy_bin, &modules, settings.envoy_cpu, settings.load.cpu);
         let token_dir = support::crate_root().join("bench/out");
-        let minting_s = setup::write_tokens(
-            &token_dir,
-            settings.tokens,
-            TOKEN_TTL_SECS,
-            TOKEN_MIN_LEFT_SECS,
-        )?;
+        let minting_s =
+            setup::write_tokens(&token_dir, settings.tokens, TOKEN_TTL_SECS, TOKEN_MIN_LEFT_SECS)?;
         for (alg, secs) in &minting_s {
             eprintln!("minted {} {alg} tokens in {secs:.1} s", settings.tokens);
         }
@@ -262,18 +237,13 @@ impl Bench {
         self.jwks.set_body(jwks);
         let envoy = Envoy::start(&yaml, self.settings.envoy_concurrency);
         // Per-request debug logging would be measured too: quiet every logger after start-up.
-        let quiet =
-            support::http::request(envoy.admin_port(), "POST", "/logging?level=warning", &[])?;
+        let quiet = support::http::request(envoy.admin_port(), "POST", "/logging?level=warning", &[])?;
         if quiet.status != 200 {
-            return Err(format!(
-                "admin /logging answered {}: {}",
-                quiet.status, quiet.body
-            ));
+            return Err(format!("admin /logging answered {}: {}", quiet.status, quiet.body));
         }
         if let Some(cpu) = self.settings.envoy_cpu {
             let pid = envoy.pid().to_string();
-            let pinned =
-                runs(Command::new("taskset").args(["-a", "-p", "-c", &cpu.to_string(), &pid]));
+            let pinned = runs(Command::new("taskset").args(["-a", "-p", "-c", &cpu.to_string(), &pid]));
             if !pinned {
                 return Err(format!("taskset could not pin Envoy ({pid}) to core {cpu}"));
             }
@@ -285,12 +255,8 @@ impl Bench {
     /// Waits until a valid RS256 token gets a 200 (the filters fetch the JWKS first), for at most
     /// `READY_TIMEOUT`. When it never comes the runs go ahead, and the warm-up reports them invalid.
     fn wait_ready(&self, envoy: &Envoy, variant: Variant) {
-        let repeat = Workload {
-            alg: setup::RS256,
-            fresh: false,
-        };
-        let token =
-            std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
+        let repeat = Workload { alg: setup::RS256, fresh: false };
+        let token = std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
         let mut last = String::new();
         let ready = support::wait_until(READY_TIMEOUT, || {
             match support::http::request(
@@ -311,10 +277,7 @@ impl Bench {
             }
         });
         if !ready {
-            eprintln!(
-                "  {}: no 200 after {READY_TIMEOUT:?} (last: {last})",
-                variant.name
-            );
+            eprintln!("  {}: no 200 after {READY_TIMEOUT:?} (last: {last})", variant.name);
         }
     }
 
@@ -340,14 +303,7 @@ impl Bench {
     ) -> Result<Run, String> {
         let tokens = workload.tokens_file(&self.token_dir);
         let s = &self.settings;
-        let sample = measure::sample(
-            envoy,
-            &s.load,
-            &tokens,
-            s.warmup_s,
-            s.duration_s,
-            self.ticks,
-        )?;
+        let sample = measure::sample(envoy, &s.load, &tokens, s.warmup_s, s.duration_s, self.ticks)?;
         let run = Run::new(round, variant.name, workload, keys, sample);
         eprintln!("  {}", run.line());
         Ok(run)
@@ -360,7 +316,11 @@ impl Bench {
     /// The main table: every selected variant × every workload, interleaved over the rounds
     /// (round order alternates, so no variant always runs first or last).
     fn table(&mut self) -> Result<Value, String> {
-        let variants = self.settings.selected(&setup::TABLE);
+        // Naming variants in BENCH_ONLY may add `filter` (the defaults) to the table.
+        let variants = match self.settings.only {
+            Some(_) => self.settings.selected(&setup::ALL),
+            None => setup::TABLE.to_vec(),
+        };
         let workloads = setup::workloads();
         self.estimate("table", variants.len() * workloads.len());
         let mut runs = Vec::new();
@@ -378,10 +338,7 @@ impl Bench {
         }
         self.machine.mark_end();
         let rows = report::summarize(&runs, &variants, &workloads);
-        println!(
-            "{}",
-            report::table(&rows, &self.refused, &self.machine, &self.settings_line())
-        );
+        println!("{}", report::table(&rows, &self.refused, &self.machine, &self.settings_line()));
         Ok(json!({
             "machine": self.machine,
             "settings": self.settings,
@@ -395,13 +352,8 @@ impl Bench {
     /// Fresh RS256 tokens against a JWKS of 1, 10 and 100 keys (the token's kid picks the last),
     /// for the filter as configured by default and for jwt_authn.
     fn keys(&mut self) -> Result<Value, String> {
-        let variants = self
-            .settings
-            .selected(&[setup::JWT_AUTHN, setup::FILTER_DEFAULT]);
-        let workload = Workload {
-            alg: setup::RS256,
-            fresh: true,
-        };
+        let variants = self.settings.selected(&[setup::JWT_AUTHN, setup::FILTER_DEFAULT]);
+        let workload = Workload { alg: setup::RS256, fresh: true };
         self.estimate("keys", variants.len() * KEY_COUNTS.len());
         let mut runs = Vec::new();
         self.machine.mark_start();
@@ -431,11 +383,7 @@ impl Bench {
     /// Envoy's RSS before and after `BENCH_RSS_REQUESTS` fresh RS256 requests through `variant`,
     /// sampled after every wrk run of `BENCH_RSS_CHUNK` seconds.
     fn rss(&mut self, variant: Variant) -> Result<Value, String> {
-        let tokens = Workload {
-            alg: setup::RS256,
-            fresh: true,
-        }
-        .tokens_file(&self.token_dir);
+        let tokens = Workload { alg: setup::RS256, fresh: true }.tokens_file(&self.token_dir);
         self.machine.mark_start();
         let Some(envoy) = self.start(variant, &setup::jwks())? else {
             let why = self.refused.get(variant.name).cloned().unwrap_or_default();
@@ -443,14 +391,7 @@ impl Bench {
         };
         let s = &self.settings;
         // One pass over the token set first, so start-up allocations are not counted as growth.
-        let warm = measure::sample(
-            &envoy,
-            &s.load,
-            &tokens,
-            s.warmup_s,
-            s.duration_s,
-            self.ticks,
-        )?;
+        let warm = measure::sample(&envoy, &s.load, &tokens, s.warmup_s, s.duration_s, self.ticks)?;
         if let Some(why) = warm.invalid {
             return Err(format!("{} in warm-up: {why}", variant.name));
         }
@@ -465,10 +406,7 @@ impl Bench {
             eprintln!(
                 "  {served} requests: {rss} KiB, {:.1} µs/req{}",
                 chunk.cpu_us_per_request(),
-                chunk
-                    .invalid
-                    .as_deref()
-                    .map_or(String::new(), |w| format!(", INVALID: {w}"))
+                chunk.invalid.as_deref().map_or(String::new(), |w| format!(", INVALID: {w}"))
             );
             points.push(json!({"requests": served, "rss_kib": rss}));
             let stalled = chunk.envoy_requests == 0;
@@ -512,8 +450,7 @@ impl Bench {
     /// Says how long `runs_per_round` runs will take (Envoy start-ups not counted).
     fn estimate(&self, what: &str, runs_per_round: usize) {
         let s = &self.settings;
-        let secs =
-            runs_per_round as u64 * u64::from(s.rounds) * u64::from(s.duration_s + s.warmup_s);
+        let secs = runs_per_round as u64 * u64::from(s.rounds) * u64::from(s.duration_s + s.warmup_s);
         eprintln!(
             "{what}: {runs_per_round} runs × {} rounds × {} s ≈ {:.1} min",
             s.rounds,

@@ -98,17 +98,14 @@ pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32) -> Result<WrkResult
         .arg(tokens);
     let out = cmd.output().map_err(|e| format!("cannot run wrk: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("BENCH_RESULT "))
-        .ok_or_else(|| {
-            format!(
-                "wrk printed no BENCH_RESULT ({}): {}{}",
-                out.status,
-                stdout,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+    let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH_RESULT ")).ok_or_else(|| {
+        format!(
+            "wrk printed no BENCH_RESULT ({}): {}{}",
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
     serde_json::from_str(line).map_err(|e| format!("wrk result {line:?}: {e}"))
 }
 
@@ -117,15 +114,10 @@ pub fn cpu_seconds(pid: u32, ticks_per_sec: u64) -> Result<f64, String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     // The command name (field 2) may hold spaces and parentheses: count fields after its `)`.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let field = |n: usize| -> Result<u64, String> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("{path}: no field {n}"))
+        fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(|| format!("{path}: no field {n}"))
     };
     Ok((field(14)? + field(15)?) as f64 / ticks_per_sec as f64)
 }
@@ -202,20 +194,11 @@ pub fn sample(
     let w = wrk(load, envoy.port(), tokens, secs)?;
     let cpu1 = cpu_seconds(envoy.pid(), ticks)?;
     let after = Answered::read(envoy)?;
-    let (requests, non2xx) = (
-        after.completed - before.completed,
-        after.non2xx - before.non2xx,
-    );
+    let (requests, non2xx) = (after.completed - before.completed, after.non2xx - before.non2xx);
     let invalid = w.invalid().or_else(|| {
         (non2xx > 0).then(|| format!("Envoy answered {non2xx} of {requests} requests outside 2xx"))
     });
-    Ok(Sample {
-        envoy_cpu_s: cpu1 - cpu0,
-        envoy_requests: requests,
-        envoy_non2xx: non2xx,
-        wrk: w,
-        invalid,
-    })
+    Ok(Sample { envoy_cpu_s: cpu1 - cpu0, envoy_requests: requests, envoy_non2xx: non2xx, wrk: w, invalid })
 }
 
 /// Envoy's answered requests so far, and how many of them were not 2xx.
@@ -229,20 +212,12 @@ impl Answered {
         let body = envoy.admin(&format!("/stats?filter={COUNTERS}"))?.body;
         let value = |name: &str| -> Option<u64> {
             body.lines().find_map(|l| {
-                l.strip_prefix(COUNTERS)?
-                    .strip_prefix(name)?
-                    .strip_prefix(": ")?
-                    .trim()
-                    .parse()
-                    .ok()
+                l.strip_prefix(COUNTERS)?.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok()
             })
         };
-        let completed = value("completed")
-            .ok_or_else(|| format!("no {COUNTERS}completed in /stats: {body:?}"))?;
-        let non2xx = ["1xx", "3xx", "4xx", "5xx"]
-            .iter()
-            .map(|class| value(class).unwrap_or(0))
-            .sum();
+        let completed =
+            value("completed").ok_or_else(|| format!("no {COUNTERS}completed in /stats: {body:?}"))?;
+        let non2xx = ["1xx", "3xx", "4xx", "5xx"].iter().map(|class| value(class).unwrap_or(0)).sum();
         Ok(Answered { completed, non2xx })
     }
 }

@@ -47,11 +47,7 @@ impl Machine {
         let envoy_build = command_output(Command::new(envoy_bin).arg("--version"))
             .split_once("version:")
             .map_or("unknown".into(), |(_, v)| v.trim().to_string());
-        let envoy_version = envoy_build
-            .split('/')
-            .nth(1)
-            .unwrap_or("unknown")
-            .to_string();
+        let envoy_version = envoy_build.split('/').nth(1).unwrap_or("unknown").to_string();
         Machine {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -89,9 +85,7 @@ impl Machine {
     }
 
     fn line(&self) -> String {
-        let wasm = self
-            .wasm_bytes
-            .map_or("not built".into(), |b| format!("{b} bytes"));
+        let wasm = self.wasm_bytes.map_or("not built".into(), |b| format!("{b} bytes"));
         format!(
             "{} ({} cores), Linux {}, Envoy {}, filter .wasm {wasm}, git {}, {} → {}, load avg {} → {}",
             self.cpu_model,
@@ -112,15 +106,11 @@ fn first_field(s: &str) -> &str {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 fn command_output(cmd: &mut Command) -> String {
-    cmd.output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
 fn utc_now() -> String {
@@ -219,15 +209,8 @@ pub struct Row {
 }
 
 fn row(runs: &[Run], variant: &'static str, workload: Workload, keys: Option<usize>) -> Row {
-    let mine: Vec<&Run> = runs
-        .iter()
-        .filter(|r| r.is(variant, workload, keys))
-        .collect();
-    let valid: Vec<&Run> = mine
-        .iter()
-        .copied()
-        .filter(|r| r.sample.invalid.is_none())
-        .collect();
+    let mine: Vec<&Run> = runs.iter().filter(|r| r.is(variant, workload, keys)).collect();
+    let valid: Vec<&Run> = mine.iter().copied().filter(|r| r.sample.invalid.is_none()).collect();
     let med = |f: fn(&Run) -> f64| median(valid.iter().map(|r| f(r)).collect());
     Row {
         variant,
@@ -262,21 +245,10 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 pub fn summarize(runs: &[Run], variants: &[Variant], workloads: &[Workload]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &workload in workloads {
-        let group: Vec<Row> = variants
-            .iter()
-            .map(|v| row(runs, v.name, workload, None))
-            .collect();
-        let cpu_of = |name: &str| {
-            group
-                .iter()
-                .find(|r| r.variant == name)
-                .and_then(|r| r.cpu_us_per_request)
-        };
-        let (none, native, cached) = (
-            cpu_of("none"),
-            cpu_of(setup::JWT_AUTHN.name),
-            cpu_of(setup::JWT_AUTHN_CACHE.name),
-        );
+        let group: Vec<Row> = variants.iter().map(|v| row(runs, v.name, workload, None)).collect();
+        let cpu_of = |name: &str| group.iter().find(|r| r.variant == name).and_then(|r| r.cpu_us_per_request);
+        let (none, native, cached) =
+            (cpu_of("none"), cpu_of(setup::JWT_AUTHN.name), cpu_of(setup::JWT_AUTHN_CACHE.name));
         for mut r in group {
             let cpu = r.cpu_us_per_request;
             r.over_none_us = cpu.zip(none).map(|(c, n)| c - n);
@@ -290,18 +262,8 @@ pub fn summarize(runs: &[Run], variants: &[Variant], workloads: &[Workload]) -> 
 
 /// The key-count rows: per variant, per JWKS size.
 pub fn summarize_keys(runs: &[Run], variants: &[Variant], counts: &[usize]) -> Vec<Row> {
-    let workload = Workload {
-        alg: setup::RS256,
-        fresh: true,
-    };
-    variants
-        .iter()
-        .flat_map(|v| {
-            counts
-                .iter()
-                .map(move |&n| row(runs, v.name, workload, Some(n)))
-        })
-        .collect()
+    let workload = Workload { alg: setup::RS256, fresh: true };
+    variants.iter().flat_map(|v| counts.iter().map(move |&n| row(runs, v.name, workload, Some(n)))).collect()
 }
 
 fn cell(value: Option<f64>, decimals: usize) -> String {
@@ -425,10 +387,8 @@ pub fn refusal(log: &str) -> String {
 
 /// Writes `sections` into `file`, keeping the sections of other modes already there.
 pub fn write_results(file: &Path, sections: BTreeMap<&str, Value>) -> Result<(), String> {
-    let mut all: Map<String, Value> = std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let mut all: Map<String, Value> =
+        std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     for (name, section) in sections {
         all.insert(name.to_string(), section);
     }

@@ -19,12 +19,9 @@ pub enum Kind {
     NoopWasm,
     /// Envoy's native `envoy.filters.http.jwt_authn`; `cache`: `jwt_cache_config` set.
     JwtAuthn { cache: bool },
-    /// This filter. `crypto` and `cache` are `None` for the filter's defaults; `Some(false)` sends
-    /// `jwt_cache_size: 0` (off).
-    Filter {
-        crypto: Option<&'static str>,
-        cache: Option<bool>,
-    },
+    /// This filter. `crypto` and `cache` are `None` for the filter's defaults (its cache is on by
+    /// default); `Some(false)` turns the cache off with the filter's `disabled: true`.
+    Filter { crypto: Option<&'static str>, cache: Option<bool> },
 }
 
 /// A named configuration to measure.
@@ -39,26 +36,14 @@ const fn variant(name: &'static str, kind: Kind) -> Variant {
 }
 
 const fn filter(name: &'static str, crypto: &'static str, cache: bool) -> Variant {
-    variant(
-        name,
-        Kind::Filter {
-            crypto: Some(crypto),
-            cache: Some(cache),
-        },
-    )
+    variant(name, Kind::Filter { crypto: Some(crypto), cache: Some(cache) })
 }
 
 /// The reference the ratios divide by.
 pub const JWT_AUTHN: Variant = variant("jwt_authn", Kind::JwtAuthn { cache: false });
 pub const JWT_AUTHN_CACHE: Variant = variant("jwt_authn-cache", Kind::JwtAuthn { cache: true });
 /// The filter as configured by default (for the key-count and memory measurements).
-pub const FILTER_DEFAULT: Variant = variant(
-    "filter",
-    Kind::Filter {
-        crypto: None,
-        cache: None,
-    },
-);
+pub const FILTER_DEFAULT: Variant = variant("filter", Kind::Filter { crypto: None, cache: None });
 
 /// The main table's variants, in run order.
 pub const TABLE: [Variant; 8] = [
@@ -73,17 +58,8 @@ pub const TABLE: [Variant; 8] = [
 ];
 
 /// Every variant a mode can name.
-pub const ALL: [Variant; 9] = [
-    TABLE[0],
-    TABLE[1],
-    TABLE[2],
-    TABLE[3],
-    TABLE[4],
-    TABLE[5],
-    TABLE[6],
-    TABLE[7],
-    FILTER_DEFAULT,
-];
+pub const ALL: [Variant; 9] =
+    [TABLE[0], TABLE[1], TABLE[2], TABLE[3], TABLE[4], TABLE[5], TABLE[6], TABLE[7], FILTER_DEFAULT];
 
 /// A variant by name.
 pub fn by_name(name: &str) -> Result<Variant, String> {
@@ -111,14 +87,19 @@ impl Variant {
         let mut filters = match self.kind {
             Kind::NoFilter => vec![],
             Kind::NoopWasm => vec![wasm_filter(&modules.noop, "{}")],
-            Kind::JwtAuthn { cache } => vec![json!({
-                "name": "envoy.filters.http.jwt_authn",
-                "typed_config": config::native_jwt_authn(&policy(None, cache.then_some(CACHE_SIZE))),
-            })],
+            Kind::JwtAuthn { cache } => {
+                let cache = cache.then(|| json!({"jwt_cache_size": CACHE_SIZE}));
+                vec![json!({
+                    "name": "envoy.filters.http.jwt_authn",
+                    "typed_config": config::native_jwt_authn(&policy(None, cache)),
+                })]
+            }
             Kind::Filter { crypto, cache } => {
-                let size = cache.map(|on| if on { CACHE_SIZE } else { 0 });
-                let plugin = policy(crypto, size).to_string();
-                vec![wasm_filter(&modules.filter, &plugin)]
+                let cache = cache.map(|on| match on {
+                    true => json!({"jwt_cache_size": CACHE_SIZE}),
+                    false => json!({"disabled": true}),
+                });
+                vec![wasm_filter(&modules.filter, &policy(crypto, cache).to_string())]
             }
         };
         filters.push(json!({
@@ -138,10 +119,10 @@ impl Variant {
 /// The e2e tests' policy (`config::corp_policy`: one provider, remote JWKS, payload and `sub`
 /// forwarded in headers), with the filter's top-level `crypto` and the provider's
 /// `jwt_cache_config` when given.
-fn policy(crypto: Option<&str>, cache_size: Option<u32>) -> Value {
+fn policy(crypto: Option<&str>, jwt_cache_config: Option<Value>) -> Value {
     let mut policy = config::corp_policy();
-    if let Some(size) = cache_size {
-        policy["providers"][PROVIDER]["jwt_cache_config"] = json!({"jwt_cache_size": size});
+    if let Some(cache) = jwt_cache_config {
+        policy["providers"][PROVIDER]["jwt_cache_config"] = cache;
     }
     if let Some(crypto) = crypto {
         policy["crypto"] = json!(crypto);
@@ -182,16 +163,8 @@ pub struct Alg {
     kid: &'static str,
 }
 
-pub const RS256: Alg = Alg {
-    name: "RS256",
-    key: TestKey::RsaA,
-    kid: "bench-rsa",
-};
-pub const ES256: Alg = Alg {
-    name: "ES256",
-    key: TestKey::P256A,
-    kid: "bench-ec",
-};
+pub const RS256: Alg = Alg { name: "RS256", key: TestKey::RsaA, kid: "bench-rsa" };
+pub const ES256: Alg = Alg { name: "ES256", key: TestKey::P256A, kid: "bench-ec" };
 pub const ALGS: [Alg; 2] = [RS256, ES256];
 
 /// The JWKS of the main table: both signing keys.
@@ -203,9 +176,8 @@ pub fn jwks() -> String {
 /// keys (RSA and P-256, alternating) under their own kids, so only the kid finds the key.
 pub fn jwks_with(count: usize) -> String {
     let decoys = [TestKey::RsaB, TestKey::P256B];
-    let mut keys: Vec<Value> = (1..count)
-        .map(|i| decoys[i % decoys.len()].jwk(&format!("decoy-{i}"), None))
-        .collect();
+    let mut keys: Vec<Value> =
+        (1..count).map(|i| decoys[i % decoys.len()].jwk(&format!("decoy-{i}"), None)).collect();
     keys.push(RS256.key.jwk(RS256.kid, None));
     mint::jwks_of(keys)
 }
@@ -230,9 +202,7 @@ impl Workload {
 
 /// Every workload of the main table: per algorithm, repeat then fresh.
 pub fn workloads() -> Vec<Workload> {
-    ALGS.iter()
-        .flat_map(|&alg| [false, true].map(|fresh| Workload { alg, fresh }))
-        .collect()
+    ALGS.iter().flat_map(|&alg| [false, true].map(|fresh| Workload { alg, fresh })).collect()
 }
 
 /// Token files left by an earlier run are reused while they hold `count` tokens per algorithm that
@@ -253,9 +223,7 @@ pub fn write_tokens(
     let files_there = workloads().iter().all(|w| w.tokens_file(dir).is_file());
     let reusable = files_there
         && meta["count"].as_u64() == Some(count as u64)
-        && meta["exp"]
-            .as_i64()
-            .is_some_and(|exp| exp - mint::now() >= min_left_secs);
+        && meta["exp"].as_i64().is_some_and(|exp| exp - mint::now() >= min_left_secs);
     if reusable {
         return Ok(vec![]);
     }
@@ -293,10 +261,7 @@ fn mint_parallel(alg: Alg, count: usize, ttl_secs: i64) -> Result<Vec<String>, S
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a minting thread panicked".into()))
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err("a minting thread panicked".into())))
             .collect()
     });
     let mut tokens = Vec::with_capacity(count);
