@@ -368,21 +368,27 @@ fn notes(rows: &[Row], refused: &BTreeMap<&'static str, String>) -> Vec<String> 
     out
 }
 
-/// Envoy's reason for refusing a config, from its `--mode validate` output: its error and
-/// critical lines and the module's own log lines, without timestamps.
+/// Envoy's reason for refusing a config, from its `--mode validate` output, without timestamps:
+/// the module's own log lines (the filter says what it refused), else Envoy's error and critical
+/// lines, else the last lines.
 pub fn refusal(log: &str) -> String {
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("[error]") || l.contains("[critical]") || l.contains("wasm log"))
+    let mut lines = messages(log, |l| l.contains("wasm log"));
+    if lines.is_empty() {
+        lines = messages(log, |l| l.contains("[error]") || l.contains("[critical]"));
+    }
+    if lines.is_empty() {
+        lines = log.lines().rev().take(3).collect();
+    }
+    lines.join(" | ").chars().take(600).collect()
+}
+
+/// The messages of the log lines `keep` picks: what follows the last `] ` of each.
+fn messages(log: &str, keep: impl Fn(&str) -> bool) -> Vec<&str> {
+    log.lines()
+        .filter(|l| keep(l))
         .map(|l| l.rsplit_once("] ").map_or(l, |(_, msg)| msg).trim())
         .filter(|l| !l.is_empty())
-        .collect();
-    let text = if lines.is_empty() {
-        log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
-    } else {
-        lines.join(" | ")
-    };
-    text.chars().take(600).collect()
+        .collect()
 }
 
 /// Writes `sections` into `file`, keeping the sections of other modes already there.
