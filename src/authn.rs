@@ -5,7 +5,7 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{Config, Mode, Provider, ProviderId};
+use crate::config::{Config, Mode, Provider, ProviderId, Requirement};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
@@ -143,7 +143,8 @@ pub struct Wait {
 /// Seconds a client is told to wait when keys are unavailable.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
-/// Decides what to do with one request.
+/// Decides what to do with one request. A `Wait` records no events: the held request is decided
+/// again later and counted then, once.
 pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
     let mut mutations = Mutations { remove: forward::output_headers(config), set: Vec::new() };
     let Some(requirement) = config.rule_for(request.path()).and_then(|r| r.requires.as_ref()) else {
@@ -153,12 +154,12 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
         env.events.push(Event::CorsBypassed);
         return Decision::Allow(mutations);
     }
+    let events_before = env.events.len();
     let mut checked = Checked::default();
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
         checked.outcome(config, env, request, id, audiences)
     });
-    let report = !checked.asked.is_empty()
-        && checked.asked.iter().all(|id| config.providers.get(*id).is_some_and(|p| p.mode == Mode::Report));
+    let report = reports(requirement, &config.providers);
     match verdict {
         Verdict::Allow { verified } => {
             env.events.push(Event::Allowed);
@@ -182,15 +183,43 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             }
             Decision::Deny(reply(error, request, config.strip_failure_response))
         }
-        Verdict::Pending(_) => Decision::Wait(checked.wait),
+        Verdict::Pending(_) => {
+            env.events.truncate(events_before);
+            Decision::Wait(checked.wait)
+        }
     }
 }
 
-/// Per-request memo of provider checks: which were asked, the verified tokens for forwarding, and
-/// what a held request waits for.
+/// Whether a requirement only reports: every provider it may ask is in report mode. Decided from
+/// the requirement, not from the providers a request happened to ask: `requires_all` stops at the
+/// first denial, and a report provider's denial must not let through a request that an enforcing
+/// provider later in the list was never asked about.
+fn reports(requirement: &Requirement, providers: &[Provider]) -> bool {
+    let all_report = || !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
+    match requirement {
+        Requirement::Provider { id, .. } => providers.get(*id).is_some_and(|p| p.mode == Mode::Report),
+        Requirement::All(children) => children.iter().all(|c| reports(c, providers)),
+        // In `requires_any`, allow_missing(_or_failed) children are flags that ask no provider,
+        // unless they are all there is (see `requirement`).
+        Requirement::Any(children) => {
+            let mut regular = children.iter().filter(|c| !is_flag(c)).peekable();
+            match regular.peek() {
+                Some(_) => regular.all(|c| reports(c, providers)),
+                None => all_report(),
+            }
+        }
+        Requirement::AllowMissing | Requirement::AllowMissingOrFailed => all_report(),
+    }
+}
+
+fn is_flag(requirement: &Requirement) -> bool {
+    matches!(requirement, Requirement::AllowMissing | Requirement::AllowMissingOrFailed)
+}
+
+/// Per-request memo of provider checks: the verified tokens for forwarding, and what a held
+/// request waits for.
 #[derive(Default)]
 struct Checked {
-    asked: Vec<ProviderId>,
     wait: Wait,
     verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
 }
@@ -215,7 +244,6 @@ impl Checked {
         id: ProviderId,
         audiences: Option<&[String]>,
     ) -> ProviderOutcome {
-        self.asked.push(id);
         let Some(provider) = config.providers.get(id) else {
             return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
         };
@@ -316,6 +344,12 @@ fn triage<'t>(
         match cache.map(|c| c.get(&token.token, request.now_ms)) {
             Some(Some(Cached::Verified(jwt))) => {
                 env.events.push(Event::CacheHit(id));
+                // The keys that verified it must still be servable (not past `max_stale`).
+                match (env.keys)(id) {
+                    KeyState::Ready(ready) if ready.stale => env.events.push(Event::StaleServed(id)),
+                    KeyState::Ready(_) => {}
+                    KeyState::Pending | KeyState::Unavailable => return Err(AuthnError::KeysUnavailable),
+                }
                 jwt.claims.check(policy, now)?;
                 triage.verified.push((token.clone(), jwt));
                 continue;

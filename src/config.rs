@@ -13,7 +13,7 @@
 //! | JwtAuthentication  | providers, rules, requirement_map, bypass_cors_preflight, strip_failure_response | implemented |
 //! | JwtAuthentication  | filter_state_rules                     | rejected: another filter would choose the requirement, so ignoring it changes who is let in |
 //! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
-//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode | extensions of this filter |
+//! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode, crypto | extensions of this filter |
 //! | JwtProvider        | mode, required_claims, required_scopes | extensions of this filter     |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
@@ -91,6 +91,8 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// Extension: how long a request may wait for a provider's first keys.
     pub startup_hold_timeout: Duration,
+    /// Extension: which signature backend verifies, `"auto"` (default), `"host"` or `"wasm"`.
+    pub crypto: CryptoMode,
     /// jwt_authn: let CORS preflight requests through without a token.
     pub bypass_cors_preflight: bool,
     /// jwt_authn: answer failures with a bare 401/403, without the reason in the body.
@@ -147,6 +149,20 @@ pub struct RequiredClaim {
 
 /// Default metric name prefix.
 pub const DEFAULT_STAT_PREFIX: &str = "jwt_authn_wasm.";
+
+/// The `crypto` extension: where signatures are verified. Every policy check runs in Rust either
+/// way; only the final signature arithmetic moves to the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CryptoMode {
+    /// `"auto"`, the default: the host (Envoy's `verify_signature`) for RS256/384/512 and
+    /// ES256/384 when it passes a self-test at load, pure Rust otherwise and for PS* and EdDSA.
+    #[default]
+    Auto,
+    /// `"host"`: as `Auto`, but a host without working `verify_signature` fails the load.
+    Host,
+    /// `"wasm"`: always pure Rust inside the module.
+    Wasm,
+}
 
 /// Where a provider's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +416,7 @@ impl Config {
         let max_token_bytes = parse_max_token_bytes(&mut top)?;
         let startup_hold_timeout =
             top.duration("startup_hold_timeout")?.unwrap_or(DEFAULT_STARTUP_HOLD_TIMEOUT);
+        let crypto = parse_crypto_mode(&mut top)?;
         let bypass_cors_preflight = top.bool("bypass_cors_preflight")?;
         let strip_failure_response = top.bool("strip_failure_response")?;
         let stat_prefix = parse_stat_prefix(&mut top)?;
@@ -414,6 +431,7 @@ impl Config {
             rules,
             max_token_bytes,
             startup_hold_timeout,
+            crypto,
             bypass_cors_preflight,
             strip_failure_response,
             stat_prefix,
@@ -680,6 +698,16 @@ fn parse_max_token_bytes(top: &mut Obj) -> Result<usize> {
             .ok_or_else(|| {
                 error(path, format!("expected an integer from 1 to {MAX_CONFIGURABLE_TOKEN_BYTES}"))
             }),
+    }
+}
+
+fn parse_crypto_mode(top: &mut Obj) -> Result<CryptoMode> {
+    let path = top.at("crypto");
+    match top.str("crypto")? {
+        None | Some("auto") => Ok(CryptoMode::Auto),
+        Some("host") => Ok(CryptoMode::Host),
+        Some("wasm") => Ok(CryptoMode::Wasm),
+        Some(_) => Err(error(path, "expected \"auto\" (the default), \"host\" or \"wasm\"")),
     }
 }
 
@@ -1493,6 +1521,18 @@ mod tests {
     }
 
     #[test]
+    fn crypto_modes() {
+        for (value, mode) in [
+            (json!("auto"), CryptoMode::Auto),
+            (json!("host"), CryptoMode::Host),
+            (json!("wasm"), CryptoMode::Wasm),
+            (Value::Null, CryptoMode::Auto),
+        ] {
+            assert_eq!(parse(&with("", "crypto", value.clone())).unwrap().crypto, mode, "{value}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let config = parse(&json!({"providers": {
             "r": {"remote_jwks": {"http_uri": {"uri": "https://idp.example", "cluster": "idp"}}},
@@ -1500,6 +1540,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
         assert_eq!(config.startup_hold_timeout, Duration::from_secs(10));
+        assert_eq!(config.crypto, CryptoMode::Auto);
         assert!(!config.bypass_cors_preflight && !config.strip_failure_response);
         assert!(config.rules.is_empty() && config.rule_for("/").is_none());
         let remote = &config.providers[1];
@@ -1580,6 +1621,9 @@ mod tests {
             (with("", "startup_hold_timeout", json!("10")), "startup_hold_timeout", "duration"),
             (with("", "max_token_bytes", json!(0)), "max_token_bytes", "from 1 to"),
             (with("", "max_token_bytes", json!("8192")), "max_token_bytes", "from 1 to"),
+            (with("", "crypto", json!("Host")), "crypto", "expected \"auto\" (the default), \"host\" or \"wasm\""),
+            (with("", "crypto", json!("")), "crypto", "\"host\" or \"wasm\""),
+            (with("", "crypto", json!(true)), "crypto", "expected a string"),
             (with(p, "clock_skew_seconds", json!(-1)), "providers.p.clock_skew_seconds", "integer"),
             (with(p, "clock_skew_seconds", json!(4294967296u64)), "providers.p.clock_skew_seconds", "integer"),
             (with(p, "remote_jwks", Value::Null), "providers.p", "set remote_jwks, local_jwks or oidc_discovery"),

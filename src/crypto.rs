@@ -1,8 +1,9 @@
 //! Signature verification (rule 7), behind a small trait.
 //!
 //! Every policy check (key kind fits alg, exact signature length, ECDSA r and s in [1, n-1])
-//! lives in [`check_shape`], outside any backend, so the pure-Rust backend here and a host backend
-//! (Envoy's `verify_signature` foreign function, later) refuse exactly the same inputs.
+//! lives in [`check_shape`], outside any backend, so the pure-Rust backend here and the host
+//! backend (Envoy's `verify_signature` foreign function, `filter::crypto`, with the pure half in
+//! `hostcrypto`) refuse exactly the same inputs.
 //!
 //! Strict choices, per algorithm:
 //! - RS*: RSASSA-PKCS1-v1_5; the whole encoded message, DigestInfo included, must equal the
@@ -16,23 +17,30 @@
 
 use crate::alg::Algorithm;
 use crate::error::JwtError;
-use crate::jwks::PublicKey;
+use crate::jwks::{Jwk, KeySet, PublicKey};
 use p256::ecdsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use sha2::{Sha256, Sha384, Sha512};
 
-/// A signature backend. RustCrypto is pure Rust; a host backend (Envoy's verify_signature foreign
-/// function) will implement the same trait later, so every policy check lives outside the backend.
+/// A signature backend: [`RustCrypto`] (pure Rust) or the host's (`filter::crypto::HostCrypto`,
+/// wasm only). Every policy check lives outside the backends, in [`check_shape`].
 pub trait Crypto {
     /// `Ok` only when `signature` is a valid `alg` signature of `signing_input` under `key`.
     /// Key/alg mismatch → `NoMatchingKey`; anything else → `BadSignature`.
     fn verify(
         &self,
         alg: Algorithm,
-        key: &PublicKey,
+        key: &Jwk,
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<(), JwtError>;
+
+    /// Called once for each key set before it serves (parsed from the config or fetched): a
+    /// backend may check each key and set aside what it cannot use. Returns one line per key set
+    /// aside, for the operator's log. The default does nothing.
+    fn prepare_keys(&self, _keys: &mut KeySet) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Ed25519 signatures are R||S, 32 octets each (RFC 8032 §5.1.6).
@@ -64,12 +72,12 @@ impl Crypto for RustCrypto {
     fn verify(
         &self,
         alg: Algorithm,
-        key: &PublicKey,
+        key: &Jwk,
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<(), JwtError> {
-        check_shape(alg, key, signature)?;
-        let valid = match key {
+        check_shape(alg, &key.key, signature)?;
+        let valid = match &key.key {
             PublicKey::Rsa(key) => rsa_verify(alg, key, signing_input, signature),
             PublicKey::P256(key) => p256::ecdsa::Signature::from_slice(signature)
                 .is_ok_and(|sig| key.verify(signing_input, &sig).is_ok()),
@@ -117,6 +125,10 @@ mod tests {
     }
 
     impl TestKey {
+        fn jwk(&self) -> Jwk {
+            Jwk::from_key(self.public())
+        }
+
         fn public(&self) -> PublicKey {
             match self {
                 TestKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
@@ -171,7 +183,7 @@ mod tests {
     #[test]
     fn sign_then_verify_every_algorithm() {
         for (alg, signer, other) in table() {
-            let key = signer.public();
+            let key = signer.jwk();
             let sig = signer.sign(alg, INPUT);
             assert_eq!(RustCrypto.verify(alg, &key, INPUT, &sig), Ok(()), "{alg}");
 
@@ -196,7 +208,7 @@ mod tests {
                 "{alg} input"
             );
             assert_eq!(
-                RustCrypto.verify(alg, &other.public(), INPUT, &sig),
+                RustCrypto.verify(alg, &other.jwk(), INPUT, &sig),
                 Err(JwtError::BadSignature),
                 "{alg} wrong key"
             );
@@ -217,7 +229,7 @@ mod tests {
     fn algorithm_comes_from_the_caller_not_the_signature() {
         use Algorithm::*;
         let signer = rsa_a();
-        let key = signer.public();
+        let key = signer.jwk();
         // Same key kind, other padding or hash: the signature must not pass.
         for (signed, checked) in
             [(RS256, RS384), (RS256, PS256), (PS256, RS256), (PS256, PS384), (RS512, RS256)]
@@ -232,10 +244,10 @@ mod tests {
         // Another key kind: no key for that algorithm.
         let ec = TestKey::P256(test_keys::p256("p256-a"));
         let es_sig = ec.sign(ES256, INPUT);
-        assert_eq!(RustCrypto.verify(ES384, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
-        assert_eq!(RustCrypto.verify(RS256, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(ES384, &ec.jwk(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(RS256, &ec.jwk(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
         assert_eq!(RustCrypto.verify(ES256, &key, INPUT, &es_sig), Err(JwtError::NoMatchingKey));
-        assert_eq!(RustCrypto.verify(EdDSA, &ec.public(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
+        assert_eq!(RustCrypto.verify(EdDSA, &ec.jwk(), INPUT, &es_sig), Err(JwtError::NoMatchingKey));
     }
 
     /// Deterministic bytes for PSS salts in tests.
@@ -267,7 +279,7 @@ mod tests {
     #[test]
     fn pss_salt_must_be_the_hash_length() {
         let private = test_keys::rsa("rsa2048-a");
-        let key = PublicKey::Rsa(private.to_public_key());
+        let key = Jwk::from_key(PublicKey::Rsa(private.to_public_key()));
         let hash = Sha256::digest(INPUT);
         for (salt_len, expected) in [
             (32, Ok(())),
@@ -284,7 +296,7 @@ mod tests {
     #[test]
     fn ecdsa_high_s_is_valid_and_range_is_checked() {
         let signer = test_keys::p256("p256-a");
-        let key = PublicKey::P256(*signer.verifying_key());
+        let key = Jwk::from_key(PublicKey::P256(*signer.verifying_key()));
         let sig: p256::ecdsa::Signature = signer.sign(INPUT);
         let (r, s) = sig.split_scalars();
         let negated = p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
@@ -304,7 +316,7 @@ mod tests {
             ("r = n", [&order[..], &s].concat()),
             ("s = n", [&r[..], &order].concat()),
         ] {
-            assert_eq!(check_shape(Algorithm::ES256, &key, &bad), Err(JwtError::BadSignature), "{name}");
+            assert_eq!(check_shape(Algorithm::ES256, &key.key, &bad), Err(JwtError::BadSignature), "{name}");
         }
         // A DER signature is never accepted for a JWS.
         let der = sig.to_der();
@@ -317,7 +329,7 @@ mod tests {
     #[test]
     fn ed25519_is_strict() {
         let signer = test_keys::ed25519();
-        let key = PublicKey::Ed25519(signer.verifying_key());
+        let key = Jwk::from_key(PublicKey::Ed25519(signer.verifying_key()));
         let sig = signer.sign(INPUT).to_bytes();
         // S + L encodes the same scalar non-canonically; verify_strict refuses it.
         let order = hex("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
@@ -366,7 +378,7 @@ mod tests {
     fn verify_timing() {
         use std::time::{Duration, Instant};
         for (alg, signer, _) in table() {
-            let key = signer.public();
+            let key = signer.jwk();
             let sig = signer.sign(alg, INPUT);
             let start = Instant::now();
             let mut runs = 0u32;
@@ -378,7 +390,7 @@ mod tests {
             let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
             println!(
                 "{alg} {:?} ({} sig octets): {micros:.1} µs/verify ({runs} runs)",
-                key.kind(),
+                key.key.kind(),
                 sig.len()
             );
         }

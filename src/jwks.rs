@@ -63,6 +63,9 @@ pub struct Jwk {
     /// When present, the only algorithm this key may verify.
     pub alg: Option<Algorithm>,
     pub key: PublicKey,
+    /// `key` as SubjectPublicKeyInfo DER, built once with it: private, so it can never describe
+    /// another key than the one the policy checked.
+    spki: Option<Vec<u8>>,
 }
 
 /// Why one key of a set was skipped. `reason()` is stable (logs, metrics).
@@ -315,6 +318,17 @@ impl KeySet {
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
+
+    /// Withdraws the SPKI of every key that has one and that `refuse` names: a backend that
+    /// imports keys in that form (host crypto) found it cannot use them, so they are verified
+    /// without it. The keys themselves stay in the set.
+    pub fn withdraw_spki(&mut self, mut refuse: impl FnMut(&Jwk) -> bool) {
+        for jwk in self.keys.iter_mut().filter(|jwk| jwk.spki.is_some()) {
+            if refuse(jwk) {
+                jwk.spki = None;
+            }
+        }
+    }
 }
 
 impl Jwk {
@@ -324,9 +338,26 @@ impl Jwk {
         Jwk::from_object(member.as_object().ok_or(KeySkip::NotAnObject)?)
     }
 
+    /// A key without `kid` or `alg` (the JWK members are parsed by [`Jwk::parse`]).
+    pub fn from_key(key: PublicKey) -> Jwk {
+        Jwk::new(None, None, key)
+    }
+
+    fn new(kid: Option<String>, alg: Option<Algorithm>, key: PublicKey) -> Jwk {
+        let spki = spki_der(&key);
+        Jwk { kid, alg, key, spki }
+    }
+
     /// Whether this key may verify `alg`: the key type fits and the key's own `alg`, if any, is it.
     pub fn fits(&self, alg: Algorithm) -> bool {
         self.key.kind() == alg.key_kind() && self.alg.is_none_or(|own| own == alg)
+    }
+
+    /// The key as SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7), for backends that import keys in
+    /// that form. `None` for Ed25519 keys (no backend here needs it) and once withdrawn
+    /// ([`KeySet::withdraw_spki`]).
+    pub fn spki(&self) -> Option<&[u8]> {
+        self.spki.as_deref()
     }
 
     fn from_object(obj: &Map<String, Value>) -> Result<Jwk, KeySkip> {
@@ -347,8 +378,22 @@ impl Jwk {
         if alg.is_some_and(|alg| alg.key_kind() != key.kind()) {
             return Err(KeySkip::AlgKeyMismatch);
         }
-        Ok(Jwk { kid: kid.map(str::to_owned), alg, key })
+        Ok(Jwk::new(kid.map(str::to_owned), alg, key))
     }
+}
+
+/// SubjectPublicKeyInfo DER by the RustCrypto encoders: RSA as `rsaEncryption` with the PKCS#1
+/// key, EC as `id-ecPublicKey` with the named curve and the uncompressed point. `None` only if an
+/// encoder fails, which leaves the key to backends that do not need it.
+fn spki_der(key: &PublicKey) -> Option<Vec<u8>> {
+    use p256::pkcs8::EncodePublicKey;
+    let document = match key {
+        PublicKey::Rsa(key) => key.to_public_key_der(),
+        PublicKey::P256(key) => key.to_public_key_der(),
+        PublicKey::P384(key) => key.to_public_key_der(),
+        PublicKey::Ed25519(_) => return None,
+    };
+    document.ok().map(|d| d.into_vec())
 }
 
 /// The raw entries of the document's `keys` array. Each entry is kept as text so that a duplicate
@@ -760,6 +805,49 @@ mod tests {
         assert_eq!(kinds, [Rsa, Rsa, P256, P384, Ed25519]);
         assert_eq!(parsed.keys.len(), 5);
         assert!(!parsed.keys.is_empty());
+    }
+
+    #[test]
+    fn spki_is_built_once_per_key_and_decodes_to_it() {
+        use p256::pkcs8::DecodePublicKey;
+        let keys = [good_rsa(), good_p256(), p384_jwk(&p384()), good_ed25519()];
+        let parsed = KeySet::parse(&jwks(&keys)).unwrap().keys;
+        let spki: Vec<Option<&[u8]>> = parsed.iter().map(Jwk::spki).collect();
+        let decoded: Vec<PublicKey> = parsed
+            .iter()
+            .filter_map(|jwk| match (&jwk.key, jwk.spki()?) {
+                (PublicKey::Rsa(_), der) => {
+                    Some(PublicKey::Rsa(rsa::PublicKey::from_public_key_der(der).unwrap()))
+                }
+                (PublicKey::P256(_), der) => {
+                    Some(PublicKey::P256(p256::ecdsa::VerifyingKey::from_public_key_der(der).unwrap()))
+                }
+                (PublicKey::P384(_), der) => {
+                    Some(PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).unwrap()))
+                }
+                (PublicKey::Ed25519(_), _) => panic!("an Ed25519 key has no SPKI"),
+            })
+            .collect();
+        let originals: Vec<PublicKey> = parsed.iter().take(3).map(|jwk| jwk.key.clone()).collect();
+        assert_eq!(decoded, originals);
+        assert_eq!(spki[3], None, "Ed25519 goes to no backend that needs an SPKI");
+        // Named-curve EC keys with the uncompressed point, as BoringSSL imports them.
+        assert_eq!(spki[1].unwrap().len(), 91);
+        assert_eq!(spki[2].unwrap().len(), 120);
+        assert_eq!(Jwk::from_key(parsed.iter().next().unwrap().key.clone()).spki(), spki[0]);
+    }
+
+    #[test]
+    fn withdrawing_spki_keeps_the_key() {
+        let mut set = KeySet::parse(&jwks(&[good_rsa(), good_p256(), good_ed25519()])).unwrap().keys;
+        let mut offered = Vec::new();
+        set.withdraw_spki(|jwk| {
+            offered.push(jwk.key.kind());
+            jwk.key.kind() == KeyKind::P256
+        });
+        assert_eq!(offered, [KeyKind::Rsa, KeyKind::P256], "only keys with an SPKI are offered");
+        let left: Vec<(KeyKind, bool)> = set.iter().map(|k| (k.key.kind(), k.spki().is_some())).collect();
+        assert_eq!(left, [(KeyKind::Rsa, true), (KeyKind::P256, false), (KeyKind::Ed25519, false)]);
     }
 
     #[test]

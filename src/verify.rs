@@ -66,7 +66,7 @@ pub fn check_signature(crypto: &dyn Crypto, jws: &Jws<'_>, keys: &KeySet) -> Res
     let alg = jws.header.alg;
     let candidates = keys.candidates(alg, jws.header.kid.as_deref())?;
     let signed = jws.signing_input.as_bytes();
-    if candidates.iter().any(|k| crypto.verify(alg, &k.key, signed, &jws.signature).is_ok()) {
+    if candidates.iter().any(|k| crypto.verify(alg, k, signed, &jws.signature).is_ok()) {
         Ok(())
     } else {
         Err(JwtError::BadSignature)

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_authn_wasm::alg::Algorithm;
 use jwt_authn_wasm::crypto::{Crypto, RustCrypto};
-use jwt_authn_wasm::jwks::{JwksError, KeySet, KeySkip, PublicKey};
+use jwt_authn_wasm::jwks::{Jwk, JwksError, KeySet, KeySkip, PublicKey};
 use serde_json::{Value, json};
 use wycheproof::{Expected, Tally};
 
@@ -32,8 +32,8 @@ fn verify_compact(jwks: &[u8], jws: &str) -> Result<(), String> {
     let candidates = set.candidates(alg, kid).map_err(|e| e.reason().to_owned())?;
     let signature = decode(signature)?;
     let input = format!("{header}.{payload}");
-    let verifies = |key: &PublicKey| RustCrypto.verify(alg, key, input.as_bytes(), &signature).is_ok();
-    if candidates.iter().any(|jwk| verifies(&jwk.key)) { Ok(()) } else { Err("jwt_bad_signature".into()) }
+    let verifies = |jwk: &Jwk| RustCrypto.verify(alg, jwk, input.as_bytes(), &signature).is_ok();
+    if candidates.iter().any(|jwk| verifies(jwk)) { Ok(()) } else { Err("jwt_bad_signature".into()) }
 }
 
 /// Why each in-scope case of `json_web_key_test.json` must be refused (tc 5 is the one valid
@@ -126,10 +126,10 @@ fn assert_private_set_refused(private: &Value) {
 }
 
 /// One key, from the group's JWK, through the public parser.
-fn key_from_jwk(jwk: &Value) -> Result<PublicKey, String> {
+fn key_from_jwk(jwk: &Value) -> Result<Jwk, String> {
     let jwks = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
     let parsed = KeySet::parse(&jwks).map_err(|e| e.to_string())?;
-    Ok(parsed.keys.iter().next().unwrap().key.clone())
+    Ok(parsed.keys.iter().next().unwrap().clone())
 }
 
 /// Runs every case of a signature file with `alg`; `jwk_of` gives the group's key as a JWK and
@@ -148,7 +148,10 @@ fn signature_file(file: &str, alg: Algorithm, jwk_of: fn(&Value) -> Value, same_
                 continue;
             }
         };
-        same_key(group, &key);
+        same_key(group, &key.key);
+        // The SPKI built for the host is byte for byte Wycheproof's DER encoding of the key.
+        let der = wycheproof::hex(group["publicKeyDer"].as_str().unwrap());
+        assert_eq!(key.spki(), Some(&der[..]), "{file}: SPKI");
         for test in tests {
             let expected = Expected::of(test);
             let msg = wycheproof::hex(test["msg"].as_str().unwrap());

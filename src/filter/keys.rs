@@ -9,6 +9,7 @@ use super::host;
 use super::metrics::ProviderMetrics;
 use crate::authn::{KeyState, ReadyKeys, UnknownKid};
 use crate::config::{KeySource, RemoteJwks};
+use crate::crypto::Crypto;
 use crate::discovery::{self, MAX_DISCOVERY_BYTES};
 use crate::fetch::{self, FetchState, Freshness, KidRefetch, Schedule};
 use crate::jwks::{KeySet, ParsedJwks};
@@ -45,8 +46,9 @@ pub struct ProviderKeys {
     state: FetchState,
     version: u64,
     set: Option<Rc<KeySet>>,
-    /// Whether this VM has already warned that it serves stale keys.
-    warned_stale: bool,
+    /// What this VM last warned about its keys (`Fresh`: nothing yet): it warns once when they
+    /// turn stale and once more when they pass max_stale.
+    warned: Freshness,
     metrics: ProviderMetrics,
 }
 
@@ -58,10 +60,16 @@ struct Remote {
 }
 
 impl ProviderKeys {
-    /// Local keys are parsed with the config; remote ones start empty and arrive through shared data.
-    pub fn new(name: &str, source: &KeySource, metrics: ProviderMetrics) -> ProviderKeys {
+    /// Local keys were parsed with the config and are adopted here; remote ones start empty and
+    /// arrive through shared data.
+    pub fn new(
+        name: &str,
+        source: &KeySource,
+        metrics: ProviderMetrics,
+        crypto: &dyn Crypto,
+    ) -> ProviderKeys {
         let (remote, set) = match source {
-            KeySource::Local(keys) => (None, Some(Rc::new(keys.clone()))),
+            KeySource::Local(keys) => (None, Some(adopt(name, keys.clone(), crypto))),
             KeySource::Remote(jwks) => (Some(Remote::new(jwks)), None),
         };
         ProviderKeys {
@@ -70,7 +78,7 @@ impl ProviderKeys {
             state: FetchState::default(),
             version: 0,
             set,
-            warned_stale: false,
+            warned: Freshness::Fresh,
             metrics,
         }
     }
@@ -118,7 +126,7 @@ impl ProviderKeys {
 
     /// Reads the shared record and adopts a newer published key set, if any. True when the keys
     /// changed.
-    pub fn sync(&mut self, now: u64) -> bool {
+    pub fn sync(&mut self, now: u64, crypto: &dyn Crypto) -> bool {
         let Some((state, _)) = self.remote.as_ref().and_then(Remote::read_state) else { return false };
         self.state = state;
         self.warn_if_stale(now);
@@ -133,8 +141,8 @@ impl ProviderKeys {
         match KeySet::parse(jwks) {
             Ok(ParsedJwks { keys, .. }) => {
                 self.version = version;
-                self.set = Some(Rc::new(keys));
-                self.warned_stale = false;
+                self.set = Some(adopt(&self.name, keys, crypto));
+                self.warned = Freshness::Fresh;
                 true
             }
             // Only valid sets are published, so this is a torn or foreign value: retry next tick.
@@ -145,8 +153,8 @@ impl ProviderKeys {
     fn warn_if_stale(&mut self, now: u64) {
         let Some(remote) = &self.remote else { return };
         let freshness = self.state.freshness(now, &remote.schedule);
-        if self.set.is_some() && freshness != Freshness::Fresh && !self.warned_stale {
-            self.warned_stale = true;
+        if self.set.is_some() && freshness != Freshness::Fresh && freshness != self.warned {
+            self.warned = freshness;
             let what = match freshness {
                 Freshness::Expired => "are older than max_stale: requests get 503 until a fetch succeeds",
                 _ => "are stale (refreshes failing): still serving them, for at most max_stale",
@@ -304,6 +312,15 @@ impl Remote {
         }
         None
     }
+}
+
+/// A key set ready to serve: the signature backend checks its keys once, and what it sets aside
+/// is logged.
+fn adopt(provider: &str, mut keys: KeySet, crypto: &dyn Crypto) -> Rc<KeySet> {
+    for note in crypto.prepare_keys(&mut keys) {
+        host::log(LogLevel::Warn, &format!("provider {provider}: {note}"));
+    }
+    Rc::new(keys)
 }
 
 /// Splits a `#keys` value into its version and JWKS document.

@@ -1,6 +1,7 @@
 //! The root context of one VM: configuration, the tick that keeps keys fresh and finishes held
 //! requests, and the answers to JWKS fetches.
 
+use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
 use super::keys::Answer;
@@ -22,6 +23,28 @@ pub struct Root {
 }
 
 impl Root {
+    fn handle_answer(&self, vm: &RefCell<Vm>, token_id: u32, body_size: usize, now: u64) {
+        let mut vm = vm.borrow_mut();
+        let Some(index) = vm.calls.iter().position(|(t, _, _)| *t == token_id) else { return };
+        let (_, provider, what) = vm.calls.swap_remove(index);
+        let Some(keys) = vm.keys.get(provider) else { return };
+        // An oversize body is not even copied out of the host.
+        let body = if body_size <= MAX_ANSWER_BYTES { host::call_response_body(body_size) } else { None };
+        let header = host::call_response_header;
+        let (status, cache_control, expires, date) =
+            (header(":status"), header("cache-control"), header("expires"), header("date"));
+        let answer = Answer {
+            status: status.as_deref(),
+            body_size,
+            body: body.as_deref(),
+            cache_control: cache_control.as_deref(),
+            expires: expires.as_deref(),
+            date: date.as_deref(),
+        };
+        if let Some((call, what)) = keys.fetch_answered(now, what, &answer) {
+            vm.calls.push((call, provider, what));
+        }
+    }
     pub fn new(context_id: u32) -> Root {
         Root { context_id, vm: None }
     }
@@ -62,26 +85,12 @@ impl Root {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let Some(vm) = &self.vm else { return };
-        let mut vm = vm.borrow_mut();
-        let Some(index) = vm.calls.iter().position(|(t, _, _)| *t == token_id) else { return };
-        let (_, provider, what) = vm.calls.swap_remove(index);
-        let Some(keys) = vm.keys.get(provider) else { return };
-        // An oversize body is not even copied out of the host.
-        let body = if body_size <= MAX_ANSWER_BYTES { host::call_response_body(body_size) } else { None };
-        let header = host::call_response_header;
-        let (status, cache_control, expires, date) =
-            (header(":status"), header("cache-control"), header("expires"), header("date"));
-        let answer = Answer {
-            status: status.as_deref(),
-            body_size,
-            body: body.as_deref(),
-            cache_control: cache_control.as_deref(),
-            expires: expires.as_deref(),
-            date: date.as_deref(),
-        };
-        if let Some((call, what)) = keys.fetch_answered(host::now_ms(), what, &answer) {
-            vm.calls.push((call, provider, what));
+        let Some(shared) = self.vm.clone() else { return };
+        let now = host::now_ms();
+        self.handle_answer(&shared, token_id, body_size, now);
+        // The VM that fetched adopts new keys at once rather than on its next tick.
+        if shared.borrow_mut().sync_keys(now) {
+            self.serve_held(&shared, now);
         }
     }
 }
@@ -102,7 +111,15 @@ impl RootContext for Root {
         for warning in &config.warnings {
             host::log(LogLevel::Warn, warning);
         }
-        let vm = Vm::new(config, host::now_ms());
+        let selected = match crypto::select(config.crypto) {
+            Ok(selected) => selected,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
+        host::log(selected.level, &selected.note);
+        let vm = Vm::new(config, host::now_ms(), selected.crypto);
         for keys in &vm.keys {
             keys.create_shared_state();
         }

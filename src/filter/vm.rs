@@ -6,7 +6,7 @@ use super::metrics::Metrics;
 use crate::authn::{self, Decision, Env, KeyState, Request, Wait};
 use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
-use crate::crypto::{Crypto, RustCrypto};
+use crate::crypto::Crypto;
 
 pub struct Vm {
     pub config: Config,
@@ -36,13 +36,13 @@ pub struct Held {
 }
 
 impl Vm {
-    pub fn new(config: Config, now: u64) -> Vm {
+    pub fn new(config: Config, now: u64, crypto: Box<dyn Crypto>) -> Vm {
         let metrics = Metrics::define(&config);
         let keys = config
             .providers
             .iter()
             .zip(&metrics.providers)
-            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m))
+            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m, crypto.as_ref()))
             .collect();
         let caches = config
             .providers
@@ -57,7 +57,7 @@ impl Vm {
             held: Vec::new(),
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
-            crypto: Box::new(RustCrypto),
+            crypto,
             metrics,
             events: Vec::new(),
         }
@@ -102,7 +102,7 @@ impl Vm {
     pub fn sync_keys(&mut self, now: u64) -> bool {
         let mut changed = false;
         for (keys, cache) in self.keys.iter_mut().zip(self.caches.iter_mut()) {
-            if keys.sync(now) {
+            if keys.sync(now, self.crypto.as_ref()) {
                 cache.clear();
                 changed = true;
             }

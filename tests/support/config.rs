@@ -55,6 +55,7 @@ pub struct EnvoyConfig {
     admin_port: u16,
     wasm_path: PathBuf,
     failure_policy: String,
+    plugin_config_text: Option<String>,
 }
 
 impl EnvoyConfig {
@@ -68,6 +69,7 @@ impl EnvoyConfig {
             admin_port: 0,
             wasm_path: super::wasm_path(),
             failure_policy: "FAIL_CLOSED".into(),
+            plugin_config_text: None,
         }
     }
 
@@ -92,6 +94,13 @@ impl EnvoyConfig {
         self
     }
 
+    /// The wasm plugin's configuration as this exact text instead of the policy (for texts that
+    /// are not JSON at all).
+    pub fn plugin_config_text(mut self, text: &str) -> Self {
+        self.plugin_config_text = Some(text.into());
+        self
+    }
+
     /// The YAML for `filter`.
     pub fn yaml(&self, filter: Filter) -> String {
         match filter {
@@ -104,7 +113,8 @@ impl EnvoyConfig {
     pub fn wasm(&self) -> String {
         let mut values = self.common();
         values.push(("WASM_PATH", yaml_quote(&self.wasm_path.to_string_lossy())));
-        values.push(("PLUGIN_CONFIG_JSON", yaml_quote(&self.policy.to_string())));
+        let plugin_config = self.plugin_config_text.clone().unwrap_or_else(|| self.policy.to_string());
+        values.push(("PLUGIN_CONFIG_JSON", yaml_quote(&plugin_config)));
         values.push(("FAILURE_POLICY", self.failure_policy.clone()));
         fill(&template("e2e-wasm.yaml.tmpl"), &values)
     }

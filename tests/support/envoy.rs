@@ -29,7 +29,13 @@ impl Envoy {
     /// listener is bound. The config's admin and listener may use port 0. Panics (with Envoy's
     /// log) when it does not come up.
     pub fn start(config_yaml: &str, concurrency: u32) -> Envoy {
-        let bin = super::envoy_bin().unwrap_or_else(|why| panic!("{why}"));
+        Envoy::try_start(config_yaml, concurrency).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// As `start`, but a config Envoy refuses is an `Err` with why and the end of Envoy's log
+    /// (Envoy is stopped by then): for tests that expect the refusal.
+    pub fn try_start(config_yaml: &str, concurrency: u32) -> Result<Envoy, String> {
+        let bin = super::envoy_bin()?;
         let dir = TempDir::new("envoy");
         let config = dir.write("envoy.yaml", config_yaml);
         let address_file = dir.path().join("admin-address");
@@ -48,18 +54,29 @@ impl Envoy {
             .stdout(dir.create("stdout.log"))
             .stderr(dir.create("stderr.log"))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
         let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
-        envoy.wait_live(&address_file);
-        envoy.port = envoy.listener_port().unwrap_or_else(|| envoy.fail("no bound listener in /listeners"));
-        envoy
+        let started = envoy.wait_live(&address_file).and_then(|()| {
+            envoy.listener_port().ok_or_else(|| "no bound listener in /listeners".to_string())
+        });
+        match started {
+            Ok(port) => {
+                envoy.port = port;
+                Ok(envoy)
+            }
+            Err(why) => {
+                // Stopped first, so the log read next is complete.
+                envoy.terminate();
+                Err(envoy.failure(&why))
+            }
+        }
     }
 
-    fn wait_live(&mut self, address_file: &Path) {
+    fn wait_live(&mut self, address_file: &Path) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.fail(&format!("Envoy exited during start-up ({status})"));
+                return Err(format!("Envoy exited during start-up ({status})"));
             }
             if self.admin_port == 0 {
                 self.admin_port = fs::read_to_string(address_file)
@@ -70,10 +87,10 @@ impl Envoy {
             let live = self.admin_port != 0
                 && self.admin("/ready").is_ok_and(|r| r.status == 200 && r.body.trim() == "LIVE");
             if live {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                self.fail(&format!("Envoy not LIVE after {START_TIMEOUT:?}"));
+                return Err(format!("Envoy not LIVE after {START_TIMEOUT:?}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -88,7 +105,12 @@ impl Envoy {
 
     /// Panics with the message and the end of Envoy's log (Drop then kills it).
     fn fail(&self, why: &str) -> ! {
-        panic!("{why}\n--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL));
+        panic!("{}", self.failure(why));
+    }
+
+    /// The message and the end of Envoy's log.
+    fn failure(&self, why: &str) -> String {
+        format!("{why}\n--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL))
     }
 
     /// The listener's port (HTTP).
@@ -124,6 +146,22 @@ impl Envoy {
         self.stats().get(name).copied()
     }
 
+    /// Evidence that a wasm VM failed: log lines with a trap, a panic or a plugin that failed to
+    /// load, and non-zero `vm_reload*` counters. Empty when healthy. With `FAIL_CLOSED` a failed VM
+    /// changes no stat (it only answers 503), so the log is the witness; with `FAIL_RELOAD` the
+    /// reload counters count failures too.
+    pub fn wasm_failures(&self) -> Vec<String> {
+        const MARKERS: [&str; 4] = ["Uncaught", "panicked", "Wasm VM failed", "failed to load"];
+        let log = self.log();
+        let lines = log.lines().filter(|l| MARKERS.iter().any(|m| l.contains(m))).map(str::to_string);
+        let reloads = self
+            .stats()
+            .into_iter()
+            .filter(|(name, value)| name.starts_with("wasm.") && name.contains(".vm_reload") && *value > 0)
+            .map(|(name, value)| format!("{name}: {value}"));
+        lines.chain(reloads).collect()
+    }
+
     /// Envoy's log so far (its log file, then anything it wrote to stdout and stderr).
     pub fn log(&self) -> String {
         ["envoy.log", "stdout.log", "stderr.log"]
@@ -155,8 +193,15 @@ impl Envoy {
 impl Envoy {
     /// SIGTERM (Envoy flushes its log and exits within milliseconds), SIGKILL after a second.
     fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // exited on its own (a refused config) or stopped already
+        }
         let pid = self.child.id().to_string();
-        let termed = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         let deadline = Instant::now() + Duration::from_secs(1);
         while termed && Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -37,13 +37,29 @@ pub fn get(port: u16, path: &str, bearer: Option<&str>) -> Response {
     request(port, "GET", path, &headers).unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
 }
 
-/// Sends one request to 127.0.0.1:`port` and reads the whole answer. `Host` and
-/// `Connection: close` are added unless given; a body is never sent.
+/// Sends one request without a body to 127.0.0.1:`port` and reads the whole answer. `Host` and
+/// `Connection: close` are added unless given.
 pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+    request_with_body(port, method, path, headers, None)
+}
+
+/// As `request`, with a body (sent with its `Content-Length`, in the same write as the head).
+pub fn request_with_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.write_all(encode_request(method, path, headers).as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let length = body.map(|b| b.len().to_string());
+    let mut all_headers = headers.to_vec();
+    all_headers.extend(length.as_deref().map(|l| ("content-length", l)));
+    let mut bytes = encode_request(method, path, &all_headers).into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     // Stop at the end of the answer, not at EOF: after a local reply Envoy waits up to its

@@ -51,12 +51,26 @@ pub fn require_envoy() -> Option<PathBuf> {
 
 /// The `.wasm`'s path, or `None` after saying why the test is skipped (fails with `CI=true`).
 pub fn require_wasm() -> Option<PathBuf> {
-    let path = wasm_path();
-    let found = if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("no filter module at {}: run `make build` or set WASM_PATH", path.display()))
-    };
+    require_module(wasm_path(), "filter module", "run `make build` or set WASM_PATH")
+}
+
+/// The test-only host crypto probe (`tests/host-probe`) from env `HOST_PROBE_PATH`, else where
+/// `make probe` builds it (it may not exist).
+pub fn host_probe_path() -> PathBuf {
+    match std::env::var_os("HOST_PROBE_PATH") {
+        Some(path) => PathBuf::from(path),
+        None => crate_root().join("target/host-probe/wasm32-wasip1/release/host_probe.wasm"),
+    }
+}
+
+/// The probe's path, or `None` after saying why the test is skipped (fails with `CI=true`).
+pub fn require_host_probe() -> Option<PathBuf> {
+    require_module(host_probe_path(), "host crypto probe", "run `make probe` or set HOST_PROBE_PATH")
+}
+
+fn require_module(path: PathBuf, what: &str, hint: &str) -> Option<PathBuf> {
+    let found =
+        if path.is_file() { Ok(path) } else { Err(format!("no {what} at {}: {hint}", path.display())) };
     available(found)
 }
 
@@ -115,11 +129,21 @@ impl Stack {
         concurrency: u32,
         config: impl FnOnce(u16, u16) -> EnvoyConfig,
     ) -> Option<Stack> {
+        Stack::start_on(filter, JwksServer::new(jwks_body), concurrency, config)
+    }
+
+    /// As `start_with`, with a JWKS server the test prepared (e.g. `JwksServer::reserve()`, for an
+    /// identity provider that comes up late).
+    pub fn start_on(
+        filter: Filter,
+        jwks: JwksServer,
+        concurrency: u32,
+        config: impl FnOnce(u16, u16) -> EnvoyConfig,
+    ) -> Option<Stack> {
         require_envoy()?;
         if filter == Filter::Wasm {
             require_wasm()?;
         }
-        let jwks = JwksServer::new(jwks_body);
         let upstream = EchoUpstream::new();
         let yaml = config(jwks.port(), upstream.port()).yaml(filter);
         let envoy = Envoy::start(&yaml, concurrency);
@@ -129,5 +153,11 @@ impl Stack {
     /// GET through Envoy, with an optional bearer token.
     pub fn get(&self, path: &str, bearer: Option<&str>) -> http::Response {
         http::get(self.envoy.port(), path, bearer)
+    }
+
+    /// GET through Envoy with exactly these extra headers (repeats allowed, sent in order).
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> http::Response {
+        http::request(self.envoy.port(), "GET", path, headers)
+            .unwrap_or_else(|e| panic!("GET {path} on port {}: {e}", self.envoy.port()))
     }
 }

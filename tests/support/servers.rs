@@ -23,6 +23,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, by `Content-Length` (chunked bodies are not read).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -72,9 +74,25 @@ impl HttpServer {
         Ok(server)
     }
 
-    /// A server with an OS-picked port that is not listening yet: `start` it later.
+    /// A server on a port of `private_ports`, listening at once: safe to `stop` and `start` again.
+    pub fn bind_private(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> io::Result<HttpServer> {
+        let listener = private_ports()
+            .find_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+            .map_or_else(|| TcpListener::bind(("127.0.0.1", 0)), Ok)?;
+        let mut server = HttpServer::idle(listener.local_addr()?.port(), handler);
+        server.run(listener);
+        Ok(server)
+    }
+
+    /// A server on a free port of `private_ports` that is not listening yet: `start` it later.
     pub fn reserve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> io::Result<HttpServer> {
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        let free = private_ports().find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok());
+        let port = match free {
+            Some(port) => port,
+            None => TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port(),
+        };
         Ok(HttpServer::idle(port, handler))
     }
 
@@ -157,6 +175,25 @@ impl HttpServer {
     }
 }
 
+/// Candidate ports below the kernel's ephemeral range, from a random start. A port left free by a
+/// server that is not listening (reserved, or stopped to come back) must not be handed to anyone
+/// else meanwhile: the kernel gives sockets bound to port 0 (other servers, Envoy's listeners, in
+/// this process or in any other test run on the machine) only ephemeral ports, so it never hands
+/// out one of these.
+fn private_ports() -> impl Iterator<Item = u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral_start.saturating_sub(LOWEST));
+    let start = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    (0..64u64)
+        .filter(move |_| span > 0)
+        .map(move |i| LOWEST + ((start.wrapping_add(i * 7_919)) % span) as u16)
+}
+
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop();
@@ -214,7 +251,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads a request head (and skips a `Content-Length` body); `None` if the client sent none.
+/// Reads a request head and its `Content-Length` body; `None` if the client sent none.
 fn read_request(stream: &TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -231,9 +268,9 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let request = Request { method, path, headers };
+    let mut request = Request { method, path, headers, body: Vec::new() };
     let length: u64 = request.header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let _ = io::copy(&mut reader.take(length), &mut io::sink());
+    let _ = reader.take(length).read_to_end(&mut request.body);
     Some(request)
 }
 
@@ -273,19 +310,26 @@ struct JwksBehaviour {
     delay: Duration,
     hang: bool,
     close: bool,
+    /// Bodies for given paths (query included), served instead of `body`.
+    paths: BTreeMap<String, String>,
 }
 
-/// A JWKS endpoint (any path) whose answer the test changes at any time, and that can go down
-/// and come back on the same port.
+/// A JWKS endpoint (any path; `set_path_body` gives some paths their own body, e.g. an OIDC
+/// discovery document beside the JWKS) whose answer the test changes at any time, and that can
+/// go down and come back on the same port.
 pub struct JwksServer {
     server: HttpServer,
     behaviour: Arc<Mutex<JwksBehaviour>>,
 }
 
 impl JwksServer {
-    /// Serves `body` with 200 on an OS-picked port.
+    /// Serves `body` with 200 on a free port that no one else is given while it is stopped (see
+    /// `private_ports`).
     pub fn new(body: &str) -> JwksServer {
-        JwksServer::on_port(0, body).unwrap_or_else(|e| panic!("JWKS server: {e}"))
+        let behaviour = JwksServer::behaviour(body);
+        let server = HttpServer::bind_private(JwksServer::handler(&behaviour))
+            .unwrap_or_else(|e| panic!("JWKS server: {e}"));
+        JwksServer { server, behaviour }
     }
 
     /// Serves `body` with 200 on a given port (0: the OS picks).
@@ -312,22 +356,24 @@ impl JwksServer {
             delay: Duration::ZERO,
             hang: false,
             close: false,
+            paths: BTreeMap::new(),
         }))
     }
 
     fn handler(behaviour: &Arc<Mutex<JwksBehaviour>>) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let behaviour = behaviour.clone();
-        move |_| {
+        move |request| {
             let b = lock(&behaviour).clone();
             if b.hang {
                 Reply::Hang
             } else if b.close {
                 Reply::Close
             } else {
+                let body = b.paths.get(&request.path).cloned().unwrap_or(b.body);
                 Reply::Answer {
                     status: b.status,
                     headers: b.headers.into_iter().collect(),
-                    body: b.body,
+                    body,
                     delay: b.delay,
                 }
             }
@@ -340,6 +386,16 @@ impl JwksServer {
 
     pub fn set_body(&self, body: &str) {
         lock(&self.behaviour).body = body.to_string();
+    }
+
+    /// Answers requests for exactly `path` (query included) with `body` instead of the common
+    /// one; `None` goes back to the common body. Status, headers and faults stay common.
+    pub fn set_path_body(&self, path: &str, body: Option<&str>) {
+        let mut b = lock(&self.behaviour);
+        match body {
+            Some(body) => b.paths.insert(path.to_string(), body.to_string()),
+            None => b.paths.remove(path),
+        };
     }
 
     pub fn set_status(&self, status: u16) {
@@ -396,8 +452,8 @@ impl JwksServer {
     }
 }
 
-/// An upstream that answers 200 with `{"method", "path", "headers": {name: [values]}}` of the
-/// request it got, so a test sees exactly which headers passed the filter.
+/// An upstream that answers 200 with `{"method", "path", "headers": {name: [values]}, "body"}` of
+/// the request it got (the body as lossy UTF-8), so a test sees exactly what passed the filter.
 pub struct EchoUpstream {
     server: HttpServer,
 }
@@ -435,6 +491,11 @@ fn echo(request: &Request) -> Reply {
     for (name, value) in &request.headers {
         headers.entry(name).or_default().push(value);
     }
-    let body = serde_json::json!({"method": request.method, "path": request.path, "headers": headers});
+    let body = serde_json::json!({
+        "method": request.method,
+        "path": request.path,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&request.body),
+    });
     Reply::Answer { status: 200, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
 }

@@ -1,0 +1,147 @@
+//! Shared by the key-lifecycle end-to-end tests (`tests/e2e_keys*.rs`, through `#[path]`): the
+//! policy with `remote_jwks` knobs, the tokens sent in every phase, and the check that Envoy's wasm
+//! VM never failed.
+#![allow(dead_code)]
+
+use crate::support::config::{self, AUDIENCE, EnvoyConfig, ISSUER, PROVIDER};
+use crate::support::envoy::Envoy;
+use crate::support::http::Response;
+use crate::support::mint::{self, TestKey, Token};
+use crate::support::servers::{EchoUpstream, JwksServer};
+use crate::support::{self, Stack};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Envoy with `--concurrency 2` and the wasm filter with `policy`, in front of a JWKS server the
+/// test has already set up (headers, per-path bodies) so that even the first fetch sees it.
+/// `None` when Envoy or the module is missing (the test skips; fails with `CI=true`).
+pub fn start(jwks: JwksServer, policy: Value) -> Option<Stack> {
+    support::require_envoy()?;
+    support::require_wasm()?;
+    let upstream = EchoUpstream::new();
+    let yaml = EnvoyConfig::new(policy, jwks.port(), upstream.port()).wasm();
+    let envoy = Envoy::start(&yaml, 2);
+    Some(Stack { envoy, jwks, upstream })
+}
+
+/// The filter's log lines that contain `needle`.
+pub fn log_lines(envoy: &Envoy, needle: &str) -> Vec<String> {
+    envoy
+        .log()
+        .lines()
+        .filter(|l| l.contains("jwt_authn_wasm:") && l.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+/// Waits up to `timeout` for the filter to log more than `seen` lines containing `needle`;
+/// returns the newest such line.
+pub fn wait_log(envoy: &Envoy, needle: &str, seen: usize, timeout: Duration) -> Option<String> {
+    let mut last = None;
+    support::wait_until(timeout, || {
+        let lines = log_lines(envoy, needle);
+        last = lines.last().cloned();
+        lines.len() > seen
+    })
+    .then_some(last)
+    .flatten()
+}
+
+/// The key set the IdP serves at the start: an RSA and a P-256 key.
+pub fn jwks() -> String {
+    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
+}
+
+/// A token `corp_policy` accepts, for one hour.
+pub fn good(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
+    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
+}
+
+/// `corp_policy` with these members merged into the provider's `remote_jwks` (e.g. a short
+/// `cache_duration`) and these into the top level (e.g. `startup_hold_timeout`).
+pub fn policy(remote_jwks: Value, top: Value) -> Value {
+    let mut policy = config::corp_policy();
+    let pointer = format!("/providers/{PROVIDER}/remote_jwks");
+    merge(policy.pointer_mut(&pointer).expect("corp_policy has remote_jwks"), remote_jwks);
+    merge(&mut policy, top);
+    policy
+}
+
+/// Sets each member of `from` in `into` (objects only; a `null` member removes it).
+pub fn merge(into: &mut Value, from: Value) {
+    let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) else { return };
+    for (name, value) in from {
+        if value.is_null() {
+            into.remove(&name);
+        } else {
+            into.insert(name, value);
+        }
+    }
+}
+
+/// Tokens that must never pass, whatever the keys: a flipped signature bit, a known `kid` signed
+/// by another key, an expired token, one for another audience, and one signed by a 1024-bit key
+/// under a known `kid` (names for messages).
+pub fn invalid_tokens() -> Vec<(&'static str, String)> {
+    let valid = good("RS256", TestKey::RsaA, "rsa-a");
+    vec![
+        ("tampered", mint::tamper(&valid.sign())),
+        ("forged", good("RS256", TestKey::RsaB, "rsa-a").sign()),
+        ("expired", good("ES256", TestKey::P256A, "ec-a").exp_in(-600).sign()),
+        ("other audience", good("RS256", TestKey::RsaA, "rsa-a").aud("other.example").sign()),
+        ("weak key", good("RS256", TestKey::Rsa1024TooSmall, "rsa-a").sign()),
+    ]
+}
+
+/// Panics unless the answer is a refusal (401/403, or 503 while keys are unavailable).
+pub fn assert_refused(what: &str, r: &Response) {
+    assert!(matches!(r.status, 401 | 403 | 503), "{what} got {}: {}", r.status, r.body);
+}
+
+/// Log lines that show the wasm VM failed: a Rust panic, a trap in a `proxy_on_*` callback, or
+/// Envoy giving up on (or reloading) the VM.
+const VM_FAILURE_MARKS: &[&str] = &[
+    "panicked at",
+    "Function: proxy_on_",
+    "Uncaught RuntimeError",
+    "Plugin configured to fail",
+    "wasm vm",
+    "VM failed",
+];
+
+/// Envoy's wasm VMs as first seen: a later snapshot must match (no VM was created again).
+pub struct VmWatch {
+    created: u64,
+    active: u64,
+}
+
+const CREATED: &str = "wasm.envoy.wasm.runtime.v8.created";
+const ACTIVE: &str = "wasm.envoy.wasm.runtime.v8.active";
+
+impl VmWatch {
+    pub fn new(envoy: &Envoy) -> VmWatch {
+        let stats = envoy.stats();
+        let get = |name: &str| *stats.get(name).unwrap_or_else(|| panic!("no stat {name}"));
+        VmWatch { created: get(CREATED), active: get(ACTIVE) }
+    }
+
+    /// Panics when the log shows a VM failure, a VM was created or lost since `new`, or a wasm
+    /// stat counts failures.
+    pub fn assert_unbroken(&self, envoy: &Envoy) {
+        let log = envoy.log();
+        let bad: Vec<&str> =
+            log.lines().filter(|l| VM_FAILURE_MARKS.iter().any(|m| l.contains(m))).take(5).collect();
+        assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
+        let stats = envoy.stats();
+        assert_eq!(stats.get(CREATED), Some(&self.created), "a wasm VM was created again");
+        assert_eq!(stats.get(ACTIVE), Some(&self.active), "the number of wasm VMs changed");
+        // `wasm.<vm_id>.vm_reload*`, `*fail*`: all zero while the VM lives.
+        let failures: Vec<_> = stats
+            .iter()
+            .filter(|(name, value)| {
+                name.starts_with("wasm.") && (name.contains("fail") || name.contains("reload")) && **value > 0
+            })
+            .collect();
+        assert!(failures.is_empty(), "wasm failure stats: {failures:?}");
+    }
+}
