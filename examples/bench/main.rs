@@ -2,7 +2,7 @@
 //! by side on one machine (issue 4 §3). Not a test: it measures and reports.
 //!
 //! ```text
-//! cargo run --release --example bench              # table + keys (the default; ~10 min)
+//! cargo run --release --example bench              # table + keys (the default; ~8 min)
 //! cargo run --release --example bench -- table     # the main table only
 //! cargo run --release --example bench -- keys      # cost with a JWKS of 1, 10 and 100 keys
 //! cargo run --release --example bench -- rss [VARIANT]   # Envoy's RSS over 1,000,000 fresh tokens
