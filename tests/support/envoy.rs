@@ -122,6 +122,11 @@ impl Envoy {
         self.admin_port
     }
 
+    /// The process id (for its CPU time and memory in /proc; the benchmark reads them).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A GET on the admin API.
     pub fn admin(&self, path: &str) -> Result<http::Response, String> {
         http::request(self.admin_port, "GET", path, &[])
@@ -220,23 +225,34 @@ impl Drop for Envoy {
 
 /// A minimal proxy-wasm module (ABI 0.2.1) that loads, starts and accepts any configuration, and
 /// does nothing else: for `validate` and start-up checks of the wasm template without the real
-/// filter (`--mode validate` loads the module, so the template alone cannot be checked).
+/// filter (`--mode validate` loads the module, so the template alone cannot be checked). It
+/// exports the stream callbacks a filter made with the proxy-wasm SDK has (each returns at once,
+/// `Continue`), so Envoy crosses into the VM as often as for a real filter: the benchmark's
+/// "no-op wasm" baseline.
 pub fn stub_module() -> Vec<u8> {
     const I32: u8 = 0x7f;
     const FUNC: u8 = 0x60;
     let types = [
-        vec![FUNC, 0, 0],                // () -> ()
-        vec![FUNC, 1, I32, 1, I32],      // (i32) -> i32
-        vec![FUNC, 2, I32, I32, 0],      // (i32, i32) -> ()
-        vec![FUNC, 2, I32, I32, 1, I32], // (i32, i32) -> i32
+        vec![FUNC, 0, 0],                     // () -> ()
+        vec![FUNC, 1, I32, 1, I32],           // (i32) -> i32
+        vec![FUNC, 2, I32, I32, 0],           // (i32, i32) -> ()
+        vec![FUNC, 2, I32, I32, 1, I32],      // (i32, i32) -> i32
+        vec![FUNC, 3, I32, I32, I32, 1, I32], // (i32, i32, i32) -> i32
+        vec![FUNC, 1, I32, 0],                // (i32) -> ()
     ];
-    // name, type, body (no locals; `i32.const 1024` for the allocator, `i32.const 1` = true)
-    let functions: [(&str, u8, &[u8]); 5] = [
+    // name, type, body (no locals; `i32.const 1024` for the allocator, `i32.const 1` = true,
+    // `i32.const 0` = Action::Continue)
+    let functions: [(&str, u8, &[u8]); 10] = [
         ("proxy_abi_version_0_2_1", 0, &[0x0b]),
         ("proxy_on_memory_allocate", 1, &[0x41, 0x80, 0x08, 0x0b]),
         ("proxy_on_context_create", 2, &[0x0b]),
         ("proxy_on_vm_start", 3, &[0x41, 0x01, 0x0b]),
         ("proxy_on_configure", 3, &[0x41, 0x01, 0x0b]),
+        ("proxy_on_request_headers", 4, &[0x41, 0x00, 0x0b]),
+        ("proxy_on_response_headers", 4, &[0x41, 0x00, 0x0b]),
+        ("proxy_on_done", 1, &[0x41, 0x01, 0x0b]),
+        ("proxy_on_log", 5, &[0x0b]),
+        ("proxy_on_delete", 5, &[0x0b]),
     ];
     let mut exports = Vec::new();
     for (i, (name, _, _)) in functions.iter().enumerate() {
