@@ -46,8 +46,16 @@ pub fn select_stream(context_id: u32) -> bool {
     hostcalls::set_effective_context(context_id).is_ok()
 }
 
+/// The request headers. Values that are not UTF-8 (HTTP allows obs-text bytes) are read lossily:
+/// the SDK's `get_map` would panic on them and kill the VM, so one Latin-1 header would take every
+/// request on the worker down. A token with such bytes is then refused as malformed.
 pub fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    pairs.into_iter().map(|(name, value)| (name, text(value))).collect()
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 pub fn remove_request_header(name: &str) {
@@ -79,8 +87,9 @@ pub fn dispatch_get(cluster: &str, authority: &str, path: &str, timeout: Duratio
     hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout).ok()
 }
 
+/// A header of a fetch answer (read lossily, as `request_headers`: the IdP's bytes must not panic).
 pub fn call_response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name).ok().flatten()
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name).ok().flatten().map(text)
 }
 
 pub fn call_response_body(max: usize) -> Option<Vec<u8>> {
