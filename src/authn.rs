@@ -221,13 +221,13 @@ fn is_flag(requirement: &Requirement) -> bool {
 #[derive(Default)]
 struct Checked {
     wait: Wait,
-    verified: HashMap<ProviderId, Vec<(FoundToken, Rc<VerifiedJwt>)>>,
+    verified: HashMap<ProviderId, Vec<(Location, Rc<VerifiedJwt>)>>,
 }
 
 /// Tokens of one provider sorted by the keyless checks.
 #[derive(Default)]
 struct Triage<'t> {
-    verified: Vec<(FoundToken, Rc<VerifiedJwt>)>,
+    verified: Vec<(Location, Rc<VerifiedJwt>)>,
     other_issuer: Vec<Location>,
     decoded: Vec<(&'t FoundToken, Decoded<'t>)>,
 }
@@ -305,7 +305,7 @@ impl Checked {
                     if ready.stale {
                         env.events.push(Event::StaleServed(id));
                     }
-                    triage.verified.push((token.clone(), jwt));
+                    triage.verified.push((token.location.clone(), jwt));
                 }
                 Err(JwtError::UnknownKid)
                     if request.may_wait_for_kid && ready.unknown_kid != UnknownKid::Refuse =>
@@ -351,7 +351,7 @@ fn triage<'t>(
                     KeyState::Pending | KeyState::Unavailable => return Err(AuthnError::KeysUnavailable),
                 }
                 jwt.claims.check(policy, now)?;
-                triage.verified.push((token.clone(), jwt));
+                triage.verified.push((token.location.clone(), jwt));
                 continue;
             }
             Some(Some(Cached::Refused(e))) => {

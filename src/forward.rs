@@ -3,7 +3,7 @@
 
 use crate::claims::Claims;
 use crate::config::{ClaimFormat, ClaimToHeader, Config, Provider};
-use crate::extract::{self, FoundToken, Location};
+use crate::extract::{self, Location};
 use crate::verify::VerifiedJwt;
 use serde_json::Value;
 use std::rc::Rc;
@@ -47,13 +47,13 @@ pub fn output_headers(config: &Config) -> Vec<String> {
 /// the payload and claim headers.
 pub fn forward(
     provider: &Provider,
-    tokens: &[(FoundToken, Rc<VerifiedJwt>)],
+    tokens: &[(Location, Rc<VerifiedJwt>)],
     request_headers: &[(String, String)],
     m: &mut Mutations,
 ) {
-    for (found, jwt) in tokens {
+    for (location, jwt) in tokens {
         if !provider.forward {
-            strip(&found.location, request_headers, m);
+            strip(location, request_headers, m);
         }
         if let Some(name) = &provider.forward_payload_header {
             let value = payload_header_value(&jwt.payload_b64, provider.pad_forward_payload_header);
