@@ -7,6 +7,7 @@
 //! of one forged token costs one verification. Both are cleared when the provider's keys change.
 //! Eviction is first-in first-out: cheap, bounded, and an attacker cannot keep entries alive.
 
+use crate::config::JwtCacheConfig;
 use crate::error::JwtError;
 use crate::verify::VerifiedJwt;
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +36,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// A provider's cache as its `jwt_cache_config` says.
+    pub fn configured(config: &JwtCacheConfig) -> TokenCache {
+        TokenCache::new(config.jwt_cache_size, config.jwt_max_token_size)
+    }
+
     /// `capacity` 0 disables the cache; tokens longer than `max_token_bytes` are not kept.
     pub fn new(capacity: usize, max_token_bytes: usize) -> TokenCache {
         TokenCache { capacity, max_token_bytes, verified: Bounded::default(), refused: Bounded::default() }

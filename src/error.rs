@@ -4,135 +4,121 @@
 
 use std::fmt;
 
-/// A token check that failed. `reason()` is stable; `Display` is a human sentence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JwtError {
-    // Rule 1: form.
-    /// The token is longer than `max_token_bytes`; checked before any decoding.
-    TooLarge,
-    /// JWS JSON serialization (`{"payload":...}`) instead of the compact form.
-    JsonSerialization,
-    /// Five segments: an encrypted JWT (JWE), which this verifier does not decrypt.
-    Jwe,
-    /// Not exactly three non-empty `.`-separated segments.
-    BadFormat,
-    /// A segment is not canonical unpadded base64url.
-    HeaderBadBase64,
-    PayloadBadBase64,
-    SignatureBadBase64,
+/// Declares an enum of failure reasons from one table of `Variant => "stable_reason"` lines:
+/// the enum, `reason()` and `ALL` (every variant) can then never drift apart.
+macro_rules! reasons {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $reason:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
 
-    // Rule 2: header.
-    /// The header is not a UTF-8 JSON object (or nests too deep).
-    HeaderParse,
-    /// The header names a member twice.
-    HeaderDuplicateMember,
-    /// The header has no `alg`.
-    HeaderMissingAlg,
-    /// `alg` is not a string.
-    HeaderBadAlg,
-    /// `alg` is a string but not in the provider's allow-list (`none`, HS*, unknown names...).
-    AlgNotAllowed,
-    /// `kid` is present but not a string.
-    HeaderBadKid,
-    /// `crit` is present but malformed (not a non-empty array of names present in the header).
-    HeaderBadCrit,
-    /// `crit` names an extension; this verifier understands none.
-    CritNotSupported,
-    /// `cty` says the payload is itself a JWT (nested JWT).
-    NestedJwt,
+        impl $name {
+            /// Every variant, in declaration order (for exhaustive tests and metrics).
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
-    // Rule 3: claims.
-    /// The payload is not a UTF-8 JSON object (or nests too deep).
-    PayloadParse,
-    /// The payload names a member twice.
-    PayloadDuplicateMember,
-    /// A registered claim has the wrong JSON type.
-    BadIss,
-    BadSub,
-    BadAud,
-    BadExp,
-    BadNbf,
-    BadIat,
-    /// `exp` is in the past (beyond the clock skew).
-    Expired,
-    /// `nbf` is in the future (beyond the clock skew).
-    NotYetValid,
-    /// `exp` is required (`require_expiration` or `max_lifetime`) and absent.
-    MissingExp,
-    /// `iat` is required (`max_lifetime`) and absent.
-    MissingIat,
-    /// `exp - iat` exceeds `max_lifetime`.
-    LifetimeTooLong,
+            /// Short, stable reason (snake_case): safe for a 401 body, a log line or a metric name.
+            pub fn reason(&self) -> &'static str {
+                match self {
+                    $($name::$variant => $reason,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use reasons;
 
-    // Rule 4: issuer and audience.
-    /// `iss` differs from the provider's issuer (or is absent while one is required).
-    IssuerNotAllowed,
-    /// Audiences are required and the token has no `aud`.
-    MissingAudience,
-    /// No token audience equals an allowed one.
-    AudienceNotAllowed,
-    /// The provider's `subjects` matcher refuses the token's `sub` (or it has none).
-    SubjectNotAllowed,
-    /// A `required_claims` entry is absent or has none of its values.
-    ClaimMismatch,
-    /// A `required_scopes` entry is not granted by `scope`/`scp`.
-    InsufficientScope,
+reasons! {
+    /// A token check that failed. `reason()` is stable; `Display` is a human sentence.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum JwtError {
+        // Rule 1: form.
+        /// The token is longer than `max_token_bytes`; checked before any decoding.
+        TooLarge => "jwt_too_large",
+        /// JWS JSON serialization (`{"payload":...}`) instead of the compact form.
+        JsonSerialization => "jws_json_serialization_unsupported",
+        /// Five segments: an encrypted JWT (JWE), which this verifier does not decrypt.
+        Jwe => "jwe_unsupported",
+        /// Not exactly three non-empty `.`-separated segments.
+        BadFormat => "jwt_bad_format",
+        /// A segment is not canonical unpadded base64url.
+        HeaderBadBase64 => "jwt_header_bad_base64",
+        PayloadBadBase64 => "jwt_payload_bad_base64",
+        SignatureBadBase64 => "jwt_signature_bad_base64",
 
-    // Rules 5 and 7: keys and signature.
-    /// The token names a `kid` that is not in the key set.
-    UnknownKid,
-    /// No key in the set fits the token's `alg` (and `kid`, if any).
-    NoMatchingKey,
-    /// The signature does not verify with any candidate key.
-    BadSignature,
+        // Rule 2: header.
+        /// The header is not a UTF-8 JSON object (or nests too deep).
+        HeaderParse => "jwt_header_parse_error",
+        /// The header names a member twice.
+        HeaderDuplicateMember => "jwt_header_duplicate_member",
+        /// The header has no `alg`.
+        HeaderMissingAlg => "jwt_header_missing_alg",
+        /// `alg` is not a string.
+        HeaderBadAlg => "jwt_header_bad_alg",
+        /// `alg` is a string but not in the provider's allow-list (`none`, HS*, unknown names...).
+        AlgNotAllowed => "jwt_alg_not_allowed",
+        /// `kid` is present but not a string.
+        HeaderBadKid => "jwt_header_bad_kid",
+        /// `crit` is present but malformed (not a non-empty array of names present in the header).
+        HeaderBadCrit => "jwt_header_bad_crit",
+        /// `crit` names an extension; this verifier understands none.
+        CritNotSupported => "jwt_crit_unsupported",
+        /// `cty` says the payload is itself a JWT (nested JWT).
+        NestedJwt => "jwt_nested_unsupported",
+
+        // Rule 3: claims.
+        /// The payload is not a UTF-8 JSON object (or nests too deep).
+        PayloadParse => "jwt_payload_parse_error",
+        /// The payload names a member twice.
+        PayloadDuplicateMember => "jwt_payload_duplicate_member",
+        /// A registered claim has the wrong JSON type.
+        BadIss => "jwt_iss_bad_type",
+        BadSub => "jwt_sub_bad_type",
+        BadAud => "jwt_aud_bad_type",
+        BadExp => "jwt_exp_bad_type",
+        BadNbf => "jwt_nbf_bad_type",
+        BadIat => "jwt_iat_bad_type",
+        /// `exp` is in the past (beyond the clock skew).
+        Expired => "jwt_expired",
+        /// `nbf` is in the future (beyond the clock skew).
+        NotYetValid => "jwt_not_yet_valid",
+        /// `exp` is required (`require_expiration` or `max_lifetime`) and absent.
+        MissingExp => "jwt_missing_exp",
+        /// `iat` is required (`max_lifetime`) and absent.
+        MissingIat => "jwt_missing_iat",
+        /// `exp - iat` exceeds `max_lifetime`.
+        LifetimeTooLong => "jwt_lifetime_too_long",
+
+        // Rule 4: issuer and audience.
+        /// `iss` differs from the provider's issuer (or is absent while one is required).
+        IssuerNotAllowed => "jwt_issuer_not_allowed",
+        /// Audiences are required and the token has no `aud`.
+        MissingAudience => "jwt_missing_audience",
+        /// No token audience equals an allowed one.
+        AudienceNotAllowed => "jwt_audience_not_allowed",
+        /// The provider's `subjects` matcher refuses the token's `sub` (or it has none).
+        SubjectNotAllowed => "jwt_subject_not_allowed",
+        /// A `required_claims` entry is absent or has none of its values.
+        ClaimMismatch => "jwt_required_claim_mismatch",
+        /// A `required_scopes` entry is not granted by `scope`/`scp`.
+        InsufficientScope => "jwt_insufficient_scope",
+
+        // Rules 5 and 7: keys and signature.
+        /// The token names a `kid` that is not in the key set.
+        UnknownKid => "jwt_unknown_kid",
+        /// No key in the set fits the token's `alg` (and `kid`, if any).
+        NoMatchingKey => "jwt_no_matching_key",
+        /// The signature does not verify with any candidate key.
+        BadSignature => "jwt_bad_signature",
+    }
 }
 
 impl JwtError {
-    /// Short, stable reason (snake_case); safe for a 401 body, a log line or a metric name.
-    pub fn reason(self) -> &'static str {
-        use JwtError::*;
-        match self {
-            TooLarge => "jwt_too_large",
-            JsonSerialization => "jws_json_serialization_unsupported",
-            Jwe => "jwe_unsupported",
-            BadFormat => "jwt_bad_format",
-            HeaderBadBase64 => "jwt_header_bad_base64",
-            PayloadBadBase64 => "jwt_payload_bad_base64",
-            SignatureBadBase64 => "jwt_signature_bad_base64",
-            HeaderParse => "jwt_header_parse_error",
-            HeaderDuplicateMember => "jwt_header_duplicate_member",
-            HeaderMissingAlg => "jwt_header_missing_alg",
-            HeaderBadAlg => "jwt_header_bad_alg",
-            AlgNotAllowed => "jwt_alg_not_allowed",
-            HeaderBadKid => "jwt_header_bad_kid",
-            HeaderBadCrit => "jwt_header_bad_crit",
-            CritNotSupported => "jwt_crit_unsupported",
-            NestedJwt => "jwt_nested_unsupported",
-            PayloadParse => "jwt_payload_parse_error",
-            PayloadDuplicateMember => "jwt_payload_duplicate_member",
-            BadIss => "jwt_iss_bad_type",
-            BadSub => "jwt_sub_bad_type",
-            BadAud => "jwt_aud_bad_type",
-            BadExp => "jwt_exp_bad_type",
-            BadNbf => "jwt_nbf_bad_type",
-            BadIat => "jwt_iat_bad_type",
-            Expired => "jwt_expired",
-            NotYetValid => "jwt_not_yet_valid",
-            MissingExp => "jwt_missing_exp",
-            MissingIat => "jwt_missing_iat",
-            LifetimeTooLong => "jwt_lifetime_too_long",
-            IssuerNotAllowed => "jwt_issuer_not_allowed",
-            MissingAudience => "jwt_missing_audience",
-            AudienceNotAllowed => "jwt_audience_not_allowed",
-            SubjectNotAllowed => "jwt_subject_not_allowed",
-            ClaimMismatch => "jwt_required_claim_mismatch",
-            InsufficientScope => "jwt_insufficient_scope",
-            UnknownKid => "jwt_unknown_kid",
-            NoMatchingKey => "jwt_no_matching_key",
-            BadSignature => "jwt_bad_signature",
-        }
-    }
-
     /// The coarse class of the failure, for metric names (a handful per provider rather than one
     /// per reason).
     pub fn category(self) -> &'static str {
@@ -173,51 +159,6 @@ impl JwtError {
             | BadIat => "malformed",
         }
     }
-
-    /// Every variant, for exhaustive tests (reason strings unique, metrics pre-defined).
-    pub const ALL: [JwtError; 38] = {
-        use JwtError::*;
-        [
-            TooLarge,
-            JsonSerialization,
-            Jwe,
-            BadFormat,
-            HeaderBadBase64,
-            PayloadBadBase64,
-            SignatureBadBase64,
-            HeaderParse,
-            HeaderDuplicateMember,
-            HeaderMissingAlg,
-            HeaderBadAlg,
-            AlgNotAllowed,
-            HeaderBadKid,
-            HeaderBadCrit,
-            CritNotSupported,
-            NestedJwt,
-            PayloadParse,
-            PayloadDuplicateMember,
-            BadIss,
-            BadSub,
-            BadAud,
-            BadExp,
-            BadNbf,
-            BadIat,
-            Expired,
-            NotYetValid,
-            MissingExp,
-            MissingIat,
-            LifetimeTooLong,
-            IssuerNotAllowed,
-            MissingAudience,
-            AudienceNotAllowed,
-            SubjectNotAllowed,
-            ClaimMismatch,
-            InsufficientScope,
-            UnknownKid,
-            NoMatchingKey,
-            BadSignature,
-        ]
-    };
 }
 
 impl fmt::Display for JwtError {
@@ -235,7 +176,7 @@ mod tests {
 
     #[test]
     fn every_category_is_listed() {
-        for e in JwtError::ALL.map(AuthnError::Jwt).into_iter().chain([
+        for e in JwtError::ALL.iter().copied().map(AuthnError::Jwt).chain([
             AuthnError::Missing,
             AuthnError::RepeatedLocation,
             AuthnError::MalformedLocation,

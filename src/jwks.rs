@@ -14,7 +14,7 @@
 //! - several usable keys sharing one `kid`: a token naming that kid would be ambiguous.
 
 use crate::alg::{Algorithm, KeyKind};
-use crate::error::JwtError;
+use crate::error::{JwtError, reasons};
 use crate::json::{self, StrictJsonError};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,118 +68,56 @@ pub struct Jwk {
     spki: Option<Vec<u8>>,
 }
 
-/// Why one key of a set was skipped. `reason()` is stable (logs, metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeySkip {
-    /// The entry of `keys` is not a JSON object.
-    NotAnObject,
-    /// The key names a member twice (at any depth).
-    DuplicateMember,
-    /// The key nests deeper than any real JWK.
-    NestedTooDeep,
-    /// A member the key type needs (`kty`, `n`, `e`, `crv`, `x`, `y`) is absent.
-    MissingMember,
-    /// A known member has the wrong JSON type (e.g. `use` is a number, `key_ops` not strings).
-    WrongMemberType,
-    /// `kid` is present but not a string.
-    KidNotString,
-    /// `kty` is not `RSA`, `EC`, `OKP` or `oct`.
-    UnknownKty,
-    /// `kty` is `oct`: a shared secret has no place in a public key set.
-    SymmetricKey,
-    /// `crv` is not P-256, P-384 (EC) or Ed25519 (OKP).
-    UnsupportedCurve,
-    /// A key member is not canonical unpadded base64url.
-    BadBase64,
-    /// An RSA integer is empty or has leading zero octets (RFC 7518 §2, §6.3.1.1).
-    NonCanonicalInteger,
-    RsaModulusTooSmall,
-    RsaModulusTooLarge,
-    /// The exponent is under 3, even, or longer than 32 bits.
-    RsaBadExponent,
-    /// The modulus has the ROCA fingerprint (CVE-2017-15361): it can be factored.
-    RsaRocaVulnerable,
-    /// The rsa crate refuses the key (even modulus, exponent not below the modulus).
-    RsaInvalidKey,
-    /// An EC coordinate or Ed25519 key is not exactly the curve's size.
-    BadKeyLength,
-    /// The point is not on the curve, or is the identity or of small order.
-    InvalidPoint,
-    /// `use` is present and not `sig`.
-    UseNotSig,
-    /// `key_ops` is present and does not contain `verify`.
-    KeyOpsWithoutVerify,
-    /// `alg` names no algorithm this verifier knows (HS256, RSA1_5, ES512, ...).
-    UnknownAlg,
-    /// `alg` is known but needs another key type or curve (ES384 on P-256, RS256 on EC).
-    AlgKeyMismatch,
-    /// The key carries private members: the identity provider publishes secrets.
-    PrivateKeyMaterial,
-    /// Another usable key has the same `kid`.
-    DuplicateKid,
-}
-
-impl KeySkip {
-    /// Every variant, for exhaustive tests and pre-defined metrics.
-    pub const ALL: [KeySkip; 24] = {
-        use KeySkip::*;
-        [
-            NotAnObject,
-            DuplicateMember,
-            NestedTooDeep,
-            MissingMember,
-            WrongMemberType,
-            KidNotString,
-            UnknownKty,
-            SymmetricKey,
-            UnsupportedCurve,
-            BadBase64,
-            NonCanonicalInteger,
-            RsaModulusTooSmall,
-            RsaModulusTooLarge,
-            RsaBadExponent,
-            RsaRocaVulnerable,
-            RsaInvalidKey,
-            BadKeyLength,
-            InvalidPoint,
-            UseNotSig,
-            KeyOpsWithoutVerify,
-            UnknownAlg,
-            AlgKeyMismatch,
-            PrivateKeyMaterial,
-            DuplicateKid,
-        ]
-    };
-
-    /// Short, stable reason (snake_case).
-    pub fn reason(&self) -> &'static str {
-        use KeySkip::*;
-        match self {
-            NotAnObject => "not_an_object",
-            DuplicateMember => "duplicate_member",
-            NestedTooDeep => "nested_too_deep",
-            MissingMember => "missing_member",
-            WrongMemberType => "wrong_member_type",
-            KidNotString => "kid_not_string",
-            UnknownKty => "unknown_kty",
-            SymmetricKey => "symmetric_key",
-            UnsupportedCurve => "unsupported_curve",
-            BadBase64 => "bad_base64url",
-            NonCanonicalInteger => "non_canonical_integer",
-            RsaModulusTooSmall => "rsa_modulus_too_small",
-            RsaModulusTooLarge => "rsa_modulus_too_large",
-            RsaBadExponent => "rsa_bad_exponent",
-            RsaRocaVulnerable => "rsa_roca_vulnerable",
-            RsaInvalidKey => "rsa_invalid_key",
-            BadKeyLength => "bad_key_length",
-            InvalidPoint => "invalid_point",
-            UseNotSig => "use_not_sig",
-            KeyOpsWithoutVerify => "key_ops_without_verify",
-            UnknownAlg => "unknown_alg",
-            AlgKeyMismatch => "alg_key_mismatch",
-            PrivateKeyMaterial => "private_key_material",
-            DuplicateKid => "duplicate_kid",
-        }
+reasons! {
+    /// Why one key of a set was skipped. `reason()` is stable (logs, metrics).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum KeySkip {
+        /// The entry of `keys` is not a JSON object.
+        NotAnObject => "not_an_object",
+        /// The key names a member twice (at any depth).
+        DuplicateMember => "duplicate_member",
+        /// The key nests deeper than any real JWK.
+        NestedTooDeep => "nested_too_deep",
+        /// A member the key type needs (`kty`, `n`, `e`, `crv`, `x`, `y`) is absent.
+        MissingMember => "missing_member",
+        /// A known member has the wrong JSON type (e.g. `use` is a number, `key_ops` not strings).
+        WrongMemberType => "wrong_member_type",
+        /// `kid` is present but not a string.
+        KidNotString => "kid_not_string",
+        /// `kty` is not `RSA`, `EC`, `OKP` or `oct`.
+        UnknownKty => "unknown_kty",
+        /// `kty` is `oct`: a shared secret has no place in a public key set.
+        SymmetricKey => "symmetric_key",
+        /// `crv` is not P-256, P-384 (EC) or Ed25519 (OKP).
+        UnsupportedCurve => "unsupported_curve",
+        /// A key member is not canonical unpadded base64url.
+        BadBase64 => "bad_base64url",
+        /// An RSA integer is empty or has leading zero octets (RFC 7518 §2, §6.3.1.1).
+        NonCanonicalInteger => "non_canonical_integer",
+        RsaModulusTooSmall => "rsa_modulus_too_small",
+        RsaModulusTooLarge => "rsa_modulus_too_large",
+        /// The exponent is under 3, even, or longer than 32 bits.
+        RsaBadExponent => "rsa_bad_exponent",
+        /// The modulus has the ROCA fingerprint (CVE-2017-15361): it can be factored.
+        RsaRocaVulnerable => "rsa_roca_vulnerable",
+        /// The rsa crate refuses the key (even modulus, exponent not below the modulus).
+        RsaInvalidKey => "rsa_invalid_key",
+        /// An EC coordinate or Ed25519 key is not exactly the curve's size.
+        BadKeyLength => "bad_key_length",
+        /// The point is not on the curve, or is the identity or of small order.
+        InvalidPoint => "invalid_point",
+        /// `use` is present and not `sig`.
+        UseNotSig => "use_not_sig",
+        /// `key_ops` is present and does not contain `verify`.
+        KeyOpsWithoutVerify => "key_ops_without_verify",
+        /// `alg` names no algorithm this verifier knows (HS256, RSA1_5, ES512, ...).
+        UnknownAlg => "unknown_alg",
+        /// `alg` is known but needs another key type or curve (ES384 on P-256, RS256 on EC).
+        AlgKeyMismatch => "alg_key_mismatch",
+        /// The key carries private members: the identity provider publishes secrets.
+        PrivateKeyMaterial => "private_key_material",
+        /// Another usable key has the same `kid`.
+        DuplicateKid => "duplicate_kid",
     }
 }
 
@@ -977,8 +915,8 @@ mod tests {
         }
         // Every per-key reason is shown here; the two set-level ones have their own tests.
         let elsewhere = [DuplicateMember, DuplicateKid];
-        for reason in KeySkip::ALL.into_iter().filter(|r| !elsewhere.contains(r)) {
-            assert!(seen.contains(&reason), "{reason} untested");
+        for reason in KeySkip::ALL.iter().filter(|r| !elsewhere.contains(r)) {
+            assert!(seen.contains(reason), "{reason} untested");
         }
     }
 

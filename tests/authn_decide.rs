@@ -168,11 +168,7 @@ impl Filter {
                 KeySource::Remote(_) => Keys::Pending,
             })
             .collect();
-        let caches = config
-            .providers
-            .iter()
-            .map(|p| TokenCache::new(p.jwt_cache.jwt_cache_size, p.jwt_cache.jwt_max_token_size))
-            .collect();
+        let caches = config.providers.iter().map(|p| TokenCache::configured(&p.jwt_cache)).collect();
         Filter { config, keys, caches, crypto: Counting::default() }
     }
 

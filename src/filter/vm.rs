@@ -44,11 +44,7 @@ impl Vm {
             .zip(&metrics.providers)
             .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m, crypto.as_ref()))
             .collect();
-        let caches = config
-            .providers
-            .iter()
-            .map(|p| TokenCache::new(p.jwt_cache.jwt_cache_size, p.jwt_cache.jwt_max_token_size))
-            .collect();
+        let caches = config.providers.iter().map(|p| TokenCache::configured(&p.jwt_cache)).collect();
         let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
         Vm {
             config,
