@@ -214,7 +214,7 @@ pub enum AuthnError {
 
 impl AuthnError {
     /// Every metric category, in a stable order.
-    pub const CATEGORIES: [&'static str; 14] = [
+    pub const CATEGORIES: [&'static str; 13] = [
         "missing",
         "malformed",
         "alg_not_allowed",
@@ -228,7 +228,6 @@ impl AuthnError {
         "subject",
         "insufficient_scope",
         "keys_unavailable",
-        "other",
     ];
 
     /// The coarse class, for metric names (see [`JwtError::category`]).

@@ -72,9 +72,10 @@ fn denied(prefix: &str) -> [Metric; CATEGORIES] {
     AuthnError::CATEGORIES.map(|c| counter(&format!("{prefix}denied.{c}")))
 }
 
-fn category_index(e: AuthnError) -> usize {
+/// Every category is listed (a test says so); an unlisted one would count nowhere.
+fn category_index(e: AuthnError) -> Option<usize> {
     let c = e.category();
-    AuthnError::CATEGORIES.iter().position(|k| *k == c).unwrap_or(CATEGORIES - 1)
+    AuthnError::CATEGORIES.iter().position(|k| *k == c)
 }
 
 impl ProviderMetrics {
@@ -113,11 +114,15 @@ impl Metrics {
         let provider = |id: usize| self.providers.get(id).copied().unwrap_or_default();
         let metric = match event {
             Event::Allowed => self.allowed,
-            Event::Denied(e) => self.denied.get(category_index(e)).copied().unwrap_or_default(),
+            Event::Denied(e) => {
+                category_index(e).and_then(|i| self.denied.get(i)).copied().unwrap_or_default()
+            }
             Event::Reported => self.reported,
             Event::CorsBypassed => self.cors_bypassed,
             Event::Verified(id) => provider(id).allowed,
-            Event::Refused(id, e) => provider(id).denied.get(category_index(e)).copied().unwrap_or_default(),
+            Event::Refused(id, e) => {
+                category_index(e).and_then(|i| provider(id).denied.get(i).copied()).unwrap_or_default()
+            }
             Event::CacheHit(id) => provider(id).cache_hit,
             Event::CacheMiss(id) => provider(id).cache_miss,
             Event::StaleServed(id) => provider(id).stale_served,
