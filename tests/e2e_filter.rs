@@ -121,12 +121,29 @@ fn assert_missing(r: &Response, path: &str, what: &str) {
 fn assert_healthy(stack: &Stack) {
     let failures = stack.envoy.wasm_failures();
     assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
-    let stats = stack.envoy.stats();
-    for worker in ["worker_0", "worker_1"] {
-        let suffix = format!(".{worker}.downstream_cx_total");
-        let served: u64 = stats.iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum();
-        assert!(served > 0, "{worker} served no connection");
+    for worker in WORKERS {
+        assert!(connections_served(stack, worker) > 0, "{worker} served no connection");
     }
+}
+
+const WORKERS: [&str; 2] = ["worker_0", "worker_1"];
+
+fn connections_served(stack: &Stack, worker: &str) -> u64 {
+    let suffix = format!(".{worker}.downstream_cx_total");
+    stack.envoy.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
+}
+
+/// Runs `checks` (a few requests, each on its own connection) again until both workers have served
+/// some of them, at most 10 rounds, and returns the number of rounds. The kernel spreads
+/// connections over the workers at random, so a short sequence can land on one worker only.
+fn on_both_workers(stack: &Stack, mut checks: impl FnMut()) -> usize {
+    for round in 1..=10 {
+        checks();
+        if WORKERS.iter().all(|w| connections_served(stack, w) > 0) {
+            return round;
+        }
+    }
+    panic!("10 rounds of checks never reached both workers")
 }
 
 #[test]
@@ -380,33 +397,34 @@ fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     policy["strip_failure_response"] = json!(true);
     let Some(stack) = Stack::start(Filter::Wasm, policy, &remote_jwks(), 2) else { return };
     let preflight = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
-
-    let mut forged = preflight.to_vec();
-    forged.push(("x-jwt-sub", "mallory"));
-    let r = http::request(stack.envoy.port(), "OPTIONS", "/hello", &forged).unwrap();
-    let seen = upstream_headers(&r);
-    assert_eq!(r.json()["method"], "OPTIONS");
-    assert!(seen.get("x-jwt-sub").is_none(), "forged claim header on a bypassed preflight: {seen}");
-
-    // Not a preflight without both headers: the rule applies, and the refusal says no reason.
     let realm = "Bearer realm=\"http://localhost/hello\"";
     let invalid = format!("{realm}, error=\"invalid_token\"");
-    let refusals = [
-        ("OPTIONS", &preflight[..1], None, 401, realm.to_string()),
-        ("OPTIONS", &preflight[1..], None, 401, realm.to_string()),
-        ("GET", &preflight[..], None, 401, realm.to_string()),
-        ("GET", &[][..], Some(mint::tamper(&rsa().sign())), 401, invalid.clone()),
-        ("GET", &[][..], Some(rsa().aud("other.example").sign()), 403, invalid),
-    ];
-    for (method, headers, token, status, challenge) in refusals {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = headers.to_vec();
-        headers.extend(auth.as_deref().map(|a| ("authorization", a)));
-        let r = http::request(stack.envoy.port(), method, "/hello", &headers).unwrap();
-        assert_eq!((r.status, r.body.as_str()), (status, ""), "{method} {headers:?}");
-        assert_eq!(r.header("www-authenticate"), Some(challenge.as_str()), "{method} {headers:?}");
-    }
-    assert_eq!(stack.upstream.hits(), 1);
+    let rounds = on_both_workers(&stack, || {
+        let mut forged = preflight.to_vec();
+        forged.push(("x-jwt-sub", "mallory"));
+        let r = http::request(stack.envoy.port(), "OPTIONS", "/hello", &forged).unwrap();
+        let seen = upstream_headers(&r);
+        assert_eq!(r.json()["method"], "OPTIONS");
+        assert!(seen.get("x-jwt-sub").is_none(), "forged claim header on a bypassed preflight: {seen}");
+
+        // Not a preflight without both headers: the rule applies, and the refusal says no reason.
+        let refusals = [
+            ("OPTIONS", &preflight[..1], None, 401, realm.to_string()),
+            ("OPTIONS", &preflight[1..], None, 401, realm.to_string()),
+            ("GET", &preflight[..], None, 401, realm.to_string()),
+            ("GET", &[][..], Some(mint::tamper(&rsa().sign())), 401, invalid.clone()),
+            ("GET", &[][..], Some(rsa().aud("other.example").sign()), 403, invalid.clone()),
+        ];
+        for (method, headers, token, status, challenge) in refusals {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut headers = headers.to_vec();
+            headers.extend(auth.as_deref().map(|a| ("authorization", a)));
+            let r = http::request(stack.envoy.port(), method, "/hello", &headers).unwrap();
+            assert_eq!((r.status, r.body.as_str()), (status, ""), "{method} {headers:?}");
+            assert_eq!(r.header("www-authenticate"), Some(challenge.as_str()), "{method} {headers:?}");
+        }
+    });
+    assert_eq!(stack.upstream.hits(), rounds);
     assert_healthy(&stack);
 }
 
@@ -425,16 +443,16 @@ fn raw_status(port: u16, request: &[u8]) -> u16 {
 fn header_values_that_are_not_utf8_never_take_the_vm_down() {
     let Some(stack) = start() else { return };
     let port = stack.envoy.port();
-    // HTTP allows obs-text bytes in values; Latin-1 "café" is not UTF-8. Several connections, so
-    // both workers see it. (Answered by the filter: the test's echo upstream reads UTF-8 only.)
-    for _ in 0..4 {
+    // HTTP allows obs-text bytes in values; Latin-1 "café" is not UTF-8. Both workers must see it.
+    // (Answered by the filter: the test's echo upstream reads UTF-8 only.)
+    on_both_workers(&stack, || {
         let latin1 = b"GET /api HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n";
         assert_eq!(raw_status(port, latin1), 401);
         let token = format!("GET /api HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}", rsa().sign());
         let mut bad_token = token.into_bytes();
         bad_token.extend_from_slice(b"\xe9\r\nConnection: close\r\n\r\n");
         assert_eq!(raw_status(port, &bad_token), 401);
-    }
+    });
     let r = stack.get("/api", Some(&rsa().sign()));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_healthy(&stack);
