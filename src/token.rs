@@ -13,12 +13,15 @@
 
 use crate::alg::{Algorithm, AlgorithmSet};
 use crate::error::JwtError;
-use crate::json::{self, StrictJsonError};
+use crate::json::{self, StrictJsonError, Text, TextSeed};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::fmt;
 
 /// The protected header, reduced to what the verifier uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,34 +120,86 @@ fn split_compact(token: &str) -> Result<Segments<'_>, JwtError> {
 /// verifier does not implement. Members used to locate keys (`jwk`, `jku`, `x5u`, `x5c`, `x5t`,
 /// `x5t#S256`) and all others (`typ`...) are ignored: keys only come from the configured JWKS.
 fn parse_header(bytes: &[u8], algorithms: AlgorithmSet) -> Result<Header, JwtError> {
-    let members = json::parse_object(bytes, json::MAX_DEPTH).map_err(|e| match e {
+    let raw = json::parse_with(bytes, HeaderSeed).map_err(|e| match e {
         StrictJsonError::DuplicateMember => JwtError::HeaderDuplicateMember,
         StrictJsonError::Invalid | StrictJsonError::TooDeep => JwtError::HeaderParse,
     })?;
-    let alg = header_alg(&members, algorithms)?;
-    let kid = match members.get("kid") {
+    let alg = header_alg(raw.alg.as_ref(), algorithms)?;
+    let kid = match raw.kid {
         None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return Err(JwtError::HeaderBadKid),
+        Some(Text::Str(kid)) => Some(kid.into_owned()),
+        Some(Text::Other) => return Err(JwtError::HeaderBadKid),
     };
-    check_crit(&members)?;
+    check_crit(raw.crit.as_ref(), &raw.names)?;
     // RFC 7519 §5.2: "JWT" (case-insensitively) marks a nested JWT, which is not supported. Any
     // other value, or a non-string, is informational and ignored; a nested token's payload would
     // fail claim parsing anyway, as it is not a JSON object.
-    if members.get("cty").and_then(Value::as_str).is_some_and(|cty| cty.eq_ignore_ascii_case("JWT")) {
+    if raw.cty.as_ref().and_then(Text::as_str).is_some_and(|cty| cty.eq_ignore_ascii_case("JWT")) {
         return Err(JwtError::NestedJwt);
     }
     Ok(Header { alg, kid })
 }
 
+/// The header members the checks read, borrowed from the decoded header where they have no
+/// escapes. Every other member is checked as strict JSON and dropped, so a header costs one small
+/// vector of names, not a map of values.
+#[derive(Default)]
+struct RawHeader<'a> {
+    /// Every member name, in order: for duplicates, and for `crit`, which must name members.
+    names: Vec<Cow<'a, str>>,
+    alg: Option<Text<'a>>,
+    kid: Option<Text<'a>>,
+    cty: Option<Text<'a>>,
+    crit: Option<Value>,
+}
+
+struct HeaderSeed;
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed {
+    type Value = RawHeader<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawHeader<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderSeed {
+    type Value = RawHeader<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawHeader<'de>, A::Error> {
+        let inner = json::Strict::top(json::MAX_DEPTH).nested()?;
+        let mut raw = RawHeader::default();
+        while let Some(name) = access.next_key_seed(json::NameSeed)? {
+            if raw.names.contains(&name) {
+                return Err(json::duplicate());
+            }
+            let text = TextSeed(inner);
+            match &*name {
+                "alg" => raw.alg = Some(access.next_value_seed(text)?),
+                "kid" => raw.kid = Some(access.next_value_seed(text)?),
+                "cty" => raw.cty = Some(access.next_value_seed(text)?),
+                "crit" => raw.crit = Some(access.next_value_seed(inner)?),
+                _ => {
+                    access.next_value_seed(text)?;
+                }
+            }
+            raw.names.push(name);
+        }
+        Ok(raw)
+    }
+}
+
 /// `alg` must be a string naming an allowed algorithm, compared case-sensitively.
-fn header_alg(members: &Map<String, Value>, algorithms: AlgorithmSet) -> Result<Algorithm, JwtError> {
-    match members.get("alg") {
+fn header_alg(alg: Option<&Text<'_>>, algorithms: AlgorithmSet) -> Result<Algorithm, JwtError> {
+    match alg {
         None => Err(JwtError::HeaderMissingAlg),
-        Some(Value::String(name)) => {
+        Some(Text::Str(name)) => {
             Algorithm::from_name(name).filter(|alg| algorithms.contains(*alg)).ok_or(JwtError::AlgNotAllowed)
         }
-        Some(_) => Err(JwtError::HeaderBadAlg),
+        Some(Text::Other) => Err(JwtError::HeaderBadAlg),
     }
 }
 
@@ -153,17 +208,17 @@ const REGISTERED: [&str; 11] =
     ["alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"];
 
 /// RFC 7515 §4.1.11: `crit` is a non-empty array of distinct extension names, each present in the
-/// header and none defined by RFC 7515. A well-formed `crit` still fails, because this verifier
-/// understands no extension and must then reject the JWS.
-fn check_crit(members: &Map<String, Value>) -> Result<(), JwtError> {
-    let Some(crit) = members.get("crit") else {
+/// header (`names`) and none defined by RFC 7515. A well-formed `crit` still fails, because this
+/// verifier understands no extension and must then reject the JWS.
+fn check_crit(crit: Option<&Value>, names: &[Cow<'_, str>]) -> Result<(), JwtError> {
+    let Some(crit) = crit else {
         return Ok(());
     };
-    let names = crit.as_array().filter(|names| !names.is_empty()).ok_or(JwtError::HeaderBadCrit)?;
+    let listed = crit.as_array().filter(|listed| !listed.is_empty()).ok_or(JwtError::HeaderBadCrit)?;
     let mut seen = BTreeSet::new();
-    for name in names {
+    for name in listed {
         let name = name.as_str().ok_or(JwtError::HeaderBadCrit)?;
-        if !seen.insert(name) || REGISTERED.contains(&name) || !members.contains_key(name) {
+        if !seen.insert(name) || REGISTERED.contains(&name) || !names.iter().any(|n| n == name) {
             return Err(JwtError::HeaderBadCrit);
         }
     }
@@ -334,11 +389,19 @@ mod tests {
             (br#"{"alg":"RS256","alg":"none"}"#.to_vec(), JwtError::HeaderDuplicateMember),
             (br#"{"alg":"none","\u0061lg":"RS256"}"#.to_vec(), JwtError::HeaderDuplicateMember),
             (br#"{"alg":"RS256","x":{"a":1,"a":2}}"#.to_vec(), JwtError::HeaderDuplicateMember),
+            (br#"{"alg":"RS256","kid":[{"b":1,"b":2}]}"#.to_vec(), JwtError::HeaderDuplicateMember),
+            (br#"{"crit":[],"alg":"RS256","crit":[]}"#.to_vec(), JwtError::HeaderDuplicateMember),
         ];
         for (header, expected) in cases {
             let shown = String::from_utf8_lossy(&header).into_owned();
             assert_eq!(decode(&token(&header, b"{}")), Err(expected), "{shown:?}");
         }
+        // Escapes are decoded, in names and in values alike.
+        let escaped = with_header(r#"{"\u0061lg":"RS\u003256","kid":"k\u00e9"}"#);
+        assert_eq!(
+            decode(&escaped).unwrap().header,
+            Header { alg: Algorithm::RS256, kid: Some("k\u{e9}".into()) }
+        );
         // Whitespace inside the decoded JSON is JSON's business, and allowed.
         assert!(decode(&with_header(" {\n\"alg\" : \"RS256\" } ")).is_ok());
     }
