@@ -58,21 +58,109 @@ fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+// The calls that act on a stream go to the ABI directly: the SDK's wrappers panic on any status
+// but Ok (Envoy answers BadArgument, for instance, to a second local reply on one stream), and a
+// panic kills the VM with every request on it. A refused call is logged and otherwise ignored:
+// the stream it was for is gone or already answered.
+
 pub fn remove_request_header(name: &str) {
-    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+    // SAFETY: pointer and length of a live &str, read by the host during the call.
+    let status = unsafe { abi::proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    check("remove_header_map_value", status);
 }
 
 pub fn set_request_header(name: &str, value: &str) {
-    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+    // SAFETY: as above, for both strings.
+    let status = unsafe {
+        abi::proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("replace_header_map_value", status);
 }
 
 pub fn send_response(status: u32, headers: &[(String, String)], body: &str) {
-    let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let _ = hostcalls::send_http_response(status, headers, Some(body.as_bytes()));
+    let headers = serialize_map(headers);
+    // SAFETY: pointers and lengths of live buffers, read by the host during the call; no details
+    // string (null, 0); -1: not a gRPC answer.
+    let result = unsafe {
+        abi::proxy_send_local_response(
+            status,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    };
+    check("send_local_response", result);
 }
 
 pub fn resume_request() {
-    let _ = hostcalls::resume_http_request();
+    // SAFETY: no memory is passed.
+    check("continue_stream", unsafe { abi::proxy_continue_stream(HTTP_REQUEST_STREAM) });
+}
+
+/// proxy-wasm's `MapType::HttpRequestHeaders` and `StreamType::HttpRequest`.
+const REQUEST_HEADERS: u32 = 0;
+const HTTP_REQUEST_STREAM: u32 = 0;
+
+fn check(call: &str, status: u32) {
+    if status != 0 {
+        log(LogLevel::Warn, &format!("host refused {call} (status {status})"));
+    }
+}
+
+/// A header map as the ABI takes it: the pair count, each pair's name and value lengths, then each
+/// name and value followed by a NUL (all numbers u32, little-endian).
+fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let mut bytes = len(pairs.len()).to_vec();
+    for (name, value) in pairs {
+        bytes.extend_from_slice(&len(name.len()));
+        bytes.extend_from_slice(&len(value.len()));
+    }
+    for (name, value) in pairs {
+        for part in [name, value] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+    }
+    bytes
+}
+
+/// The host functions above, declared with the SDK's wasm signatures (its enums and `Status` are
+/// `u32`), so the module still imports each function once.
+mod abi {
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        pub fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+        pub fn proxy_replace_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn proxy_send_local_response(
+            status_code: u32,
+            details_data: *const u8,
+            details_size: usize,
+            body_data: *const u8,
+            body_size: usize,
+            headers_data: *const u8,
+            headers_size: usize,
+            grpc_status: i32,
+        ) -> u32;
+        pub fn proxy_continue_stream(stream_type: u32) -> u32;
+    }
 }
 
 /// Starts a GET to `cluster`; the answer comes to the calling context's `on_http_call_response`.
