@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
         match json::parse_object(data, depth) {
             Ok(map) => {
                 // Strict accepts only what serde_json accepts, with the same value.
-                assert_eq!(lax.as_ref().ok(), Some(&Value::Object(map)));
+                let strict = Value::Object(map);
+                if !names_raw_value_token(&strict) {
+                    assert_eq!(lax.as_ref().ok(), Some(&strict));
+                }
                 accepted_at.get_or_insert(depth);
             }
             Err(e) => {
@@ -31,3 +34,17 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// serde_json's `raw_value` feature (which the crate enables) gives a member with this name a
+/// meaning of its own when serde_json builds a `Value`: it parses the member's string as JSON. Plain
+/// JSON gives the name no meaning, and neither does the strict parser (it builds its values
+/// itself), so serde_json is no reference for such documents. (Found by this target.)
+fn names_raw_value_token(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            map.contains_key("$serde_json::private::RawValue") || map.values().any(names_raw_value_token)
+        }
+        Value::Array(items) => items.iter().any(names_raw_value_token),
+        _ => false,
+    }
+}
