@@ -156,7 +156,7 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
-/// A member name or string value, borrowed from the input unless it has escapes.
+/// A member name (or any string), borrowed from the input unless it has escapes.
 pub struct NameSeed;
 
 impl<'de> DeserializeSeed<'de> for NameSeed {
@@ -211,11 +211,11 @@ impl<'de> Visitor<'de> for TextSeed {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text::Str(Cow::Borrowed(v)))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        NameSeed.visit_borrowed_str(v).map(Text::Str)
     }
-    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
-        Ok(Text::Str(Cow::Owned(v.to_owned())))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        NameSeed.visit_str(v).map(Text::Str)
     }
     fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
         Ok(Text::Other)
