@@ -5,7 +5,7 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{Config, Mode, Provider, ProviderId, Requirement};
+use crate::config::{self, Config, Mode, Provider, ProviderId, Requirement};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
@@ -407,7 +407,7 @@ fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
 fn realm(request: &Request<'_>) -> String {
     let scheme = request.header(":scheme").unwrap_or("http");
     let authority = request.header(":authority").unwrap_or("");
-    let path = request.path().split(['?', '#']).next().unwrap_or("/");
+    let path = config::path_only(request.path());
     format!("{scheme}://{authority}{path}")
         .chars()
         .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')

@@ -361,7 +361,7 @@ impl Rule {
 }
 
 /// `:path` without query and fragment.
-fn path_only(path: &str) -> &str {
+pub(crate) fn path_only(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)
 }
 
@@ -668,7 +668,7 @@ fn in_range(d: Duration, path: &str, min: Duration, max: Duration, what: &str) -
     if d < min || d >= max { Err(error(path, what)) } else { Ok(d) }
 }
 
-fn is_blank(c: char) -> bool {
+pub(crate) fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 

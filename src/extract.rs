@@ -14,7 +14,7 @@
 //!   token decoder checks the structure;
 //! - a value longer than `max_token_bytes` is refused before it is decoded or copied.
 
-use crate::config::{HeaderLocation, TokenLocations, is_tchar};
+use crate::config::{HeaderLocation, TokenLocations, is_blank, is_tchar};
 use crate::error::{AuthnError, JwtError};
 
 /// Where a token was found, by configured name.
@@ -175,10 +175,6 @@ fn cookie_value<'c>(pair: &'c str, name: &str) -> Option<&'c str> {
 
 fn unquote(value: &str) -> &str {
     value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
-}
-
-fn is_blank(c: char) -> bool {
-    c == ' ' || c == '\t'
 }
 
 /// The token, if it fits and has only JWS compact characters.
