@@ -142,8 +142,10 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
     while let Some(b) = bytes.next() {
         out.push(match b {
             b'%' => {
-                let hex = [bytes.next()?, bytes.next()?];
-                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+                // Digit by digit: `u8::from_str_radix` would also take a sign ("%+a").
+                let mut digit = || char::from(bytes.next()?).to_digit(16);
+                let (high, low) = (digit()?, digit()?);
+                u8::try_from(high * 16 + low).ok()?
             }
             b'+' => b' ',
             other => other,
@@ -324,6 +326,7 @@ mod tests {
             ("/p?access_token=a.b.c&access%5Ftoken=d", Err(Repeated)),
             ("/p?access_token=a.b%2", Err(Malformed)),
             ("/p?access_token=a.b%zz", Err(Malformed)),
+            ("/p?access_token=a.b%+e", Err(Malformed)),
             ("/p?access_token=a+b", Err(Malformed)),
             ("/p?access_token=a%20b", Err(Malformed)),
             ("/p?access_token=", Err(Malformed)),
