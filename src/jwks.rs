@@ -16,8 +16,7 @@
 use crate::alg::{Algorithm, KeyKind};
 use crate::error::{JwtError, reasons};
 use crate::json::{self, StrictJsonError};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::token::b64url_decode;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -598,12 +597,6 @@ fn bytes_member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeySkip
     b64url_decode(required_str(obj, name)?).ok_or(KeySkip::BadBase64)
 }
 
-/// Strict base64url (RFC 7515 §2): URL alphabet, no padding, no whitespace, and no stray bits
-/// in the last character, so every value has exactly one encoding.
-fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(text).ok()
-}
-
 /// Test-only keys from `tests/fixtures` and their public JWKs, shared with the crypto tests.
 #[cfg(test)]
 pub(crate) mod test_keys {
@@ -679,7 +672,8 @@ pub(crate) mod test_keys {
 
 #[cfg(test)]
 fn b64url_encode(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
