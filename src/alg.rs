@@ -18,14 +18,6 @@ pub enum Algorithm {
     EdDSA,
 }
 
-/// The hash an algorithm signs with; fixed by the algorithm, never taken from the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hash {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
 /// What kind of key an algorithm needs (RFC 7518 §6, RFC 8037 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -64,16 +56,6 @@ impl Algorithm {
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
             Algorithm::EdDSA => "EdDSA",
-        }
-    }
-
-    /// The hash for RSA and ECDSA. EdDSA hashes internally (SHA-512), so it has none here.
-    pub fn hash(self) -> Option<Hash> {
-        match self {
-            Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 => Some(Hash::Sha256),
-            Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => Some(Hash::Sha384),
-            Algorithm::RS512 | Algorithm::PS512 => Some(Hash::Sha512),
-            Algorithm::EdDSA => None,
         }
     }
 
