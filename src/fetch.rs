@@ -271,7 +271,8 @@ pub fn http_date(s: &str) -> Option<u64> {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = u64::try_from(MONTHS.iter().position(|m| *m == month)?).ok()? + 1;
     let day: u64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let year: u64 = year.parse().ok().filter(|y| *y >= 1970)?;
+    // IMF-fixdate years have four digits; a longer one would overflow the day count below.
+    let year: u64 = year.parse().ok().filter(|y| (1970..=9999).contains(y))?;
     let mut hms = time.split(':').map(|n| n.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if hms.next().is_some() || h > 23 || m > 59 || sec > 60 {
@@ -387,6 +388,7 @@ mod tests {
             "Sun Nov  6 08:49:37 1994",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 99999999999999999 08:49:37 GMT",
             "Sun, 06 Now 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 24:00:00 GMT",
             "Sun, 06 Nov 1969 08:49:37 GMT",
