@@ -231,3 +231,29 @@ impl Checks {
         self.all_invalid(stack, &when);
     }
 }
+
+/// A token naming an unknown `kid` waits for the refetch; when that refetch fails, the request is
+/// refused as soon as the failure is in the shared record, on whichever worker holds it, not at
+/// the end of its hold (the fetch timeout, 5 s here, plus a second's grace).
+#[test]
+fn a_failed_unknown_kid_refetch_refuses_held_requests_at_once() {
+    let slow_timeout =
+        json!({"http_uri": {"uri": "http://idp/jwks.json", "cluster": "idp", "timeout": "5s"}});
+    let Some(stack) = keys_common::start(JwksServer::new(&jwks()), policy(slow_timeout, json!({}))) else {
+        return;
+    };
+    let valid = good("RS256", TestKey::RsaA, "rsa-a").sign();
+    assert_eq!(stack.get("/", Some(&valid)).status, 200, "first keys");
+    let vms = VmWatch::new(&stack.envoy);
+
+    stack.jwks.set_status(500);
+    let unknown = good("RS256", TestKey::RsaA, "rotated-away").sign();
+    let fetches = stack.jwks.hits();
+    let sent = Instant::now();
+    let r = stack.get("/", Some(&unknown));
+    let waited = sent.elapsed();
+    assert_eq!((r.status, r.body.as_str()), (401, "jwt_unknown_kid"));
+    assert_eq!(stack.jwks.hits(), fetches + 1, "one refetch");
+    assert!(waited < Duration::from_secs(2), "held {waited:?} after the refetch failed");
+    vms.assert_unbroken(&stack.envoy);
+}

@@ -39,6 +39,16 @@ pub struct Answer<'a> {
     pub date: Option<&'a str>,
 }
 
+/// What one look at the shared record found.
+#[derive(Default)]
+pub struct Synced {
+    /// The fetch state moved (a fetch started, failed or finished): a request held for this
+    /// provider may be decided now, e.g. an unknown-`kid` wait after a refetch that failed.
+    pub state: bool,
+    /// A newer key set was adopted.
+    pub keys: bool,
+}
+
 pub struct ProviderKeys {
     name: String,
     remote: Option<Remote>,
@@ -124,16 +134,23 @@ impl ProviderKeys {
         }
     }
 
-    /// Reads the shared record and adopts a newer published key set, if any. True when the keys
-    /// changed.
-    pub fn sync(&mut self, now: u64, crypto: &dyn Crypto) -> bool {
-        let Some((state, _)) = self.remote.as_ref().and_then(Remote::read_state) else { return false };
+    /// Reads the shared record and adopts a newer published key set, if any.
+    pub fn sync(&mut self, now: u64, crypto: &dyn Crypto) -> Synced {
+        let Some((state, _)) = self.remote.as_ref().and_then(Remote::read_state) else {
+            return Synced::default();
+        };
+        let state_changed = state != self.state;
         self.state = state;
         self.warn_if_stale(now);
         if state.has_keys() {
             self.metrics.age_seconds.record(now.saturating_sub(state.fetched_at) / 1000);
         }
-        let Some(remote) = self.remote.as_ref().filter(|_| state.version != self.version) else {
+        Synced { state: state_changed, keys: self.adopt_published(crypto) }
+    }
+
+    /// Adopts the published key set if it is newer than ours. True when it was.
+    fn adopt_published(&mut self, crypto: &dyn Crypto) -> bool {
+        let Some(remote) = self.remote.as_ref().filter(|_| self.state.version != self.version) else {
             return false;
         };
         let (Some(value), _) = host::shared_get(&remote.keys_key) else { return false };

@@ -49,7 +49,8 @@ impl Root {
         Root { context_id, vm: None }
     }
 
-    /// Adopts newer keys and starts due fetches. True when some provider's keys changed.
+    /// Adopts newer keys and starts due fetches. True when some provider's keys or fetch state
+    /// changed (see `Vm::sync_keys`).
     fn refresh_keys(&self, vm: &RefCell<Vm>, now: u64) -> bool {
         let mut vm = vm.borrow_mut();
         let changed = vm.sync_keys(now);

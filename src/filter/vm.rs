@@ -94,14 +94,15 @@ impl Vm {
     }
 
     /// Adopts newer published keys; a provider whose keys changed forgets its cached tokens.
-    /// True when any provider's keys changed.
+    /// True when any provider's keys or fetch state changed, so held requests may be decided.
     pub fn sync_keys(&mut self, now: u64) -> bool {
         let mut changed = false;
         for (keys, cache) in self.keys.iter_mut().zip(self.caches.iter_mut()) {
-            if keys.sync(now, self.crypto.as_ref()) {
+            let synced = keys.sync(now, self.crypto.as_ref());
+            if synced.keys {
                 cache.clear();
-                changed = true;
             }
+            changed |= synced.keys || synced.state;
         }
         changed
     }
