@@ -5,7 +5,7 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{self, Config, Mode, Provider, ProviderId, Requirement};
+use crate::config::{self, Config, Provider, ProviderId};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
@@ -146,8 +146,10 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 /// Decides what to do with one request. A `Wait` records no events: the held request is decided
 /// again later and counted then, once.
 pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
-    let mut mutations = Mutations { remove: forward::output_headers(config), set: Vec::new() };
-    let Some(requirement) = config.rule_for(request.path()).and_then(|r| r.requires.as_ref()) else {
+    let mut mutations = Mutations { remove: config.output_headers.clone(), set: Vec::new() };
+    let Some((requirement, report)) =
+        config.rule_for(request.path()).and_then(|r| Some((r.requires.as_ref()?, r.reports)))
+    else {
         return Decision::Allow(mutations);
     };
     if config.bypass_cors_preflight && request.is_cors_preflight() {
@@ -159,7 +161,6 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
         checked.outcome(config, env, request, id, audiences)
     });
-    let report = reports(requirement, &config.providers);
     match verdict {
         Verdict::Allow { verified } => {
             env.events.push(Event::Allowed);
@@ -188,32 +189,6 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             Decision::Wait(checked.wait)
         }
     }
-}
-
-/// Whether a requirement only reports: every provider it may ask is in report mode. Decided from
-/// the requirement, not from the providers a request happened to ask: `requires_all` stops at the
-/// first denial, and a report provider's denial must not let through a request that an enforcing
-/// provider later in the list was never asked about.
-fn reports(requirement: &Requirement, providers: &[Provider]) -> bool {
-    let all_report = || !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
-    match requirement {
-        Requirement::Provider { id, .. } => providers.get(*id).is_some_and(|p| p.mode == Mode::Report),
-        Requirement::All(children) => children.iter().all(|c| reports(c, providers)),
-        // In `requires_any`, allow_missing(_or_failed) children are flags that ask no provider,
-        // unless they are all there is (see `requirement`).
-        Requirement::Any(children) => {
-            let mut regular = children.iter().filter(|c| !is_flag(c)).peekable();
-            match regular.peek() {
-                Some(_) => regular.all(|c| reports(c, providers)),
-                None => all_report(),
-            }
-        }
-        Requirement::AllowMissing | Requirement::AllowMissingOrFailed => all_report(),
-    }
-}
-
-fn is_flag(requirement: &Requirement) -> bool {
-    matches!(requirement, Requirement::AllowMissing | Requirement::AllowMissingOrFailed)
 }
 
 /// Per-request memo of provider checks: the verified tokens for forwarding, and what a held

@@ -39,6 +39,7 @@
 //! seconds; `http_uri.timeout` must be positive; header names must be RFC 9110 tokens.
 
 use crate::alg::{Algorithm, AlgorithmSet};
+use crate::forward;
 use crate::json::{self, StrictJsonError};
 use crate::jwks::{JwksError, KeySet};
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TOKEN_BYTES, Policy};
@@ -101,6 +102,8 @@ pub struct Config {
     pub stat_prefix: String,
     /// Accepted jwt_authn fields this filter ignores, one line each (for the load log).
     pub warnings: Vec<String>,
+    /// Every header the filter writes upstream ([`forward::output_headers`]), worked out once.
+    pub output_headers: Vec<String>,
 }
 
 /// One `providers` entry.
@@ -326,6 +329,8 @@ pub struct Rule {
     pub case_sensitive: bool,
     /// `None`: requests matching this rule need no JWT (a rule without `requires`, or `{}`).
     pub requires: Option<Requirement>,
+    /// Its requests are only reported, never refused ([`Requirement::only_reports`]).
+    pub reports: bool,
 }
 
 /// RouteMatch path specifier. All kinds match the path without its query and fragment, as
@@ -380,6 +385,34 @@ pub enum Requirement {
     AllowMissingOrFailed,
 }
 
+impl Requirement {
+    /// `allow_missing` and `allow_missing_or_failed`: inside `requires_any` they are flags that ask
+    /// no provider, unless they are all there is (see `requirement`).
+    pub fn is_flag(&self) -> bool {
+        matches!(self, Requirement::AllowMissing | Requirement::AllowMissingOrFailed)
+    }
+
+    /// Whether a request under this requirement is only reported: every provider it may ask is in
+    /// report mode. Decided from the requirement, not from the providers a request happened to
+    /// ask: `requires_all` stops at the first denial, and a report provider's denial must not let
+    /// through a request that an enforcing provider later in the list was never asked about.
+    pub fn only_reports(&self, providers: &[Provider]) -> bool {
+        let all_report = || !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
+        match self {
+            Requirement::Provider { id, .. } => providers.get(*id).is_some_and(|p| p.mode == Mode::Report),
+            Requirement::All(children) => children.iter().all(|c| c.only_reports(providers)),
+            Requirement::Any(children) => {
+                let mut regular = children.iter().filter(|c| !c.is_flag()).peekable();
+                match regular.peek() {
+                    Some(_) => regular.all(|c| c.only_reports(providers)),
+                    None => all_report(),
+                }
+            }
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => all_report(),
+        }
+    }
+}
+
 /// A configuration refused at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -424,9 +457,10 @@ impl Config {
         let providers = parse_providers(&mut top, max_token_bytes, mode, &mut warnings)?;
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         let requirement_map = parse_requirement_map(&mut top, &names)?;
-        let rules = parse_rules(&mut top, &names, &requirement_map, &mut warnings)?;
+        let rules = parse_rules(&mut top, &providers, &names, &requirement_map, &mut warnings)?;
         top.finish(JWT_AUTHENTICATION_UNUSED, &mut warnings)?;
         Ok(Config {
+            output_headers: forward::output_headers(&providers),
             providers,
             rules,
             max_token_bytes,
@@ -1239,19 +1273,27 @@ fn parse_requirement_map(top: &mut Obj, names: &[&str]) -> Result<RequirementMap
         .collect()
 }
 
+/// `names`: the providers' names, what requirements refer to them by.
 fn parse_rules(
     top: &mut Obj,
+    providers: &[Provider],
     names: &[&str],
     map: &RequirementMap,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Rule>> {
     top.list("rules")?
         .into_iter()
-        .map(|(path, value)| parse_rule(Obj::new(value, path)?, names, map, warnings))
+        .map(|(path, value)| parse_rule(Obj::new(value, path)?, providers, names, map, warnings))
         .collect()
 }
 
-fn parse_rule(mut o: Obj, names: &[&str], map: &RequirementMap, warnings: &mut Vec<String>) -> Result<Rule> {
+fn parse_rule(
+    mut o: Obj,
+    providers: &[Provider],
+    names: &[&str],
+    map: &RequirementMap,
+    warnings: &mut Vec<String>,
+) -> Result<Rule> {
     let route_match = o.obj("match")?.ok_or_else(|| error(o.at("match"), "required"))?;
     let (matcher, case_sensitive) = parse_route_match(route_match, warnings)?;
     let requires_path = o.at("requires");
@@ -1266,7 +1308,8 @@ fn parse_rule(mut o: Obj, names: &[&str], map: &RequirementMap, warnings: &mut V
         }
     };
     o.finish_all_known()?;
-    Ok(Rule { matcher, case_sensitive, requires })
+    let reports = requires.as_ref().is_some_and(|r| r.only_reports(providers));
+    Ok(Rule { matcher, case_sensitive, requires, reports })
 }
 
 fn lookup_requirement(name: &str, path: &str, map: &RequirementMap) -> Result<Option<Requirement>> {

@@ -2,7 +2,7 @@
 //! unless `forward`, the payload header, claim headers) and the headers clients must never set.
 
 use crate::claims::Claims;
-use crate::config::{ClaimFormat, ClaimToHeader, Config, Provider};
+use crate::config::{ClaimFormat, ClaimToHeader, Provider};
 use crate::extract::{self, Location};
 use crate::verify::VerifiedJwt;
 use serde_json::Value;
@@ -30,9 +30,9 @@ pub const STATUS_HEADER: &str = "x-jwt-authn-status";
 /// Every header the filter writes upstream: always removed from the client's request first, so the
 /// upstream can trust whatever value it sees (even when a claim is absent, or the route needs no
 /// token).
-pub fn output_headers(config: &Config) -> Vec<String> {
+pub fn output_headers(providers: &[Provider]) -> Vec<String> {
     let mut names: Vec<String> = vec![STATUS_HEADER.to_owned()];
-    for p in &config.providers {
+    for p in providers {
         let claim_headers = p.claim_to_headers.iter().map(|c| &c.header_name);
         for name in p.forward_payload_header.iter().chain(claim_headers) {
             if !names.contains(name) {

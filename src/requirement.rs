@@ -129,11 +129,9 @@ impl<'r> Evaluation<'r, '_> {
     }
 
     fn any(&mut self, children: &'r [Requirement]) -> Verdict {
-        let is_flag =
-            |r: &&Requirement| matches!(r, Requirement::AllowMissing | Requirement::AllowMissingOrFailed);
         let allow_failed = children.contains(&Requirement::AllowMissingOrFailed);
         let allow_missing = children.contains(&Requirement::AllowMissing);
-        let regular: Vec<&'r Requirement> = children.iter().filter(|r| !is_flag(r)).collect();
+        let regular: Vec<&'r Requirement> = children.iter().filter(|r| !r.is_flag()).collect();
         if regular.is_empty() {
             return if allow_failed { self.allow_missing_or_failed() } else { self.allow_missing() };
         }
