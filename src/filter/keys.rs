@@ -212,6 +212,15 @@ impl ProviderKeys {
         Some((call?, what))
     }
 
+    /// The most bytes an answer may have (`max_jwks_bytes`, or the discovery document limit).
+    pub fn answer_limit(&self, what: Fetching) -> usize {
+        match (what, &self.remote) {
+            (Fetching::Discovery, _) => MAX_DISCOVERY_BYTES,
+            (Fetching::Jwks, Some(remote)) => remote.jwks.max_jwks_bytes,
+            (Fetching::Jwks, None) => 0,
+        }
+    }
+
     /// Handles a fetch answer: a discovery document leads to the JWKS fetch (returned); a valid
     /// key set is published for every VM; anything else is a failed fetch that keeps the last good
     /// keys.
@@ -222,8 +231,7 @@ impl ProviderKeys {
             self.fetch_failed(now, &format!("{doc} {why}"));
             None
         };
-        let limit =
-            if what == Fetching::Discovery { MAX_DISCOVERY_BYTES } else { remote.jwks.max_jwks_bytes };
+        let limit = self.answer_limit(what);
         let body = match (answer.status, answer.body) {
             (Some("200"), _) if answer.body_size > limit => {
                 return failed(format!("answer of {} bytes exceeds the limit of {limit}", answer.body_size));

@@ -7,7 +7,6 @@ use super::http::{self, Http, Outcome};
 use super::keys::Answer;
 use super::vm::Vm;
 use crate::config::Config;
-use crate::config::MAX_CONFIGURABLE_JWKS_BYTES as MAX_ANSWER_BYTES;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -29,7 +28,8 @@ impl Root {
         let (_, provider, what) = vm.calls.swap_remove(index);
         let Some(keys) = vm.keys.get(provider) else { return };
         // An oversize body is not even copied out of the host.
-        let body = if body_size <= MAX_ANSWER_BYTES { host::call_response_body(body_size) } else { None };
+        let fits = body_size <= keys.answer_limit(what);
+        let body = if fits { host::call_response_body(body_size) } else { None };
         let header = host::call_response_header;
         let (status, cache_control, expires, date) =
             (header(":status"), header("cache-control"), header("expires"), header("date"));
