@@ -88,11 +88,17 @@ pub enum Freshness {
     Expired,
 }
 
-fn ms(d: Duration) -> u64 {
+/// A duration in whole milliseconds, saturating (the unit of every time in this module).
+pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Schedule {
+    /// How long a fetch lease lasts: the fetch timeout and a grace.
+    pub fn lease_ms(&self) -> u64 {
+        ms(self.timeout.saturating_add(LEASE_GRACE))
+    }
+
     /// Delay after the `failures`-th consecutive failure: failed_refetch · 2^(failures-1), capped.
     pub fn backoff(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(16);
@@ -127,10 +133,8 @@ impl FetchState {
     /// The record with this VM's lease taken, if a fetch is due; write it back with the CAS it was
     /// read with, and fetch only if that write succeeds.
     pub fn claim(&self, now: u64, schedule: &Schedule) -> Option<FetchState> {
-        self.fetch_due(now).then(|| FetchState {
-            lease_until: now.saturating_add(ms(schedule.timeout.saturating_add(LEASE_GRACE))),
-            ..*self
-        })
+        self.fetch_due(now)
+            .then(|| FetchState { lease_until: now.saturating_add(schedule.lease_ms()), ..*self })
     }
 
     /// The record after new keys were published, fresh for `fresh` (see `Schedule::freshness`).

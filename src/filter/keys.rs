@@ -118,10 +118,7 @@ impl ProviderKeys {
 
     /// How long a request waits for an unknown-`kid` refetch: the fetch and a little more.
     pub fn refetch_wait_ms(&self) -> u64 {
-        self.remote.as_ref().map_or(0, |r| {
-            u64::try_from(r.schedule.timeout.saturating_add(fetch::LEASE_GRACE).as_millis())
-                .unwrap_or(u64::MAX)
-        })
+        self.remote.as_ref().map_or(0, |r| r.schedule.lease_ms())
     }
 
     /// Makes sure the shared state record exists. Creating a key is not CAS-protected, so this

@@ -7,6 +7,7 @@ use crate::authn::{self, Decision, Env, KeyState, Request, Wait};
 use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
 use crate::crypto::Crypto;
+use crate::fetch;
 
 pub struct Vm {
     pub config: Config,
@@ -45,7 +46,7 @@ impl Vm {
             .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m, crypto.as_ref()))
             .collect();
         let caches = config.providers.iter().map(|p| TokenCache::configured(&p.jwt_cache)).collect();
-        let hold = u64::try_from(config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
+        let hold = fetch::ms(config.startup_hold_timeout);
         Vm {
             config,
             keys,
@@ -67,7 +68,7 @@ impl Vm {
                 keys.ask_kid_refetch(now);
             }
         }
-        let startup = u64::try_from(self.config.startup_hold_timeout.as_millis()).unwrap_or(u64::MAX);
+        let startup = fetch::ms(self.config.startup_hold_timeout);
         let refetch = self.keys.iter().map(ProviderKeys::refetch_wait_ms).max().unwrap_or(0);
         now.saturating_add(if wait.for_kid { refetch.min(startup) } else { startup })
     }
