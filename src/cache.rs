@@ -108,10 +108,8 @@ impl<V> Default for Bounded<V> {
 }
 
 impl<V> Bounded<V> {
+    /// Callers only insert with a capacity above 0 (`TokenCache::keeps`).
     fn insert(&mut self, key: &str, value: V, capacity: usize) {
-        if capacity == 0 {
-            return;
-        }
         if self.map.insert(key.to_owned(), value).is_none() {
             self.order.push_back(key.to_owned());
         }
