@@ -29,12 +29,28 @@ macro_rules! reasons {
                 }
             }
         }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.reason())
+            }
+        }
     };
+}
+
+/// Checks a reason table: distinct strings, each snake_case (they end up in metric names).
+#[cfg(test)]
+pub(crate) fn assert_reasons_unique_snake_case(reasons: &[&'static str]) {
+    let distinct: std::collections::HashSet<_> = reasons.iter().collect();
+    assert_eq!(distinct.len(), reasons.len());
+    for r in reasons {
+        assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()), "{r}");
+    }
 }
 pub(crate) use reasons;
 
 reasons! {
-    /// A token check that failed. `reason()` is stable; `Display` is a human sentence.
+    /// A token check that failed. `reason()` is stable, and is also what `Display` shows.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum JwtError {
         // Rule 1: form.
@@ -161,18 +177,11 @@ impl JwtError {
     }
 }
 
-impl fmt::Display for JwtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.reason())
-    }
-}
-
 impl std::error::Error for JwtError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn every_category_is_listed() {
@@ -188,11 +197,8 @@ mod tests {
 
     #[test]
     fn reasons_are_unique_snake_case() {
-        let reasons: HashSet<_> = JwtError::ALL.iter().map(|e| e.reason()).collect();
-        assert_eq!(reasons.len(), JwtError::ALL.len());
-        for r in reasons {
-            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()), "{r}");
-        }
+        let reasons: Vec<_> = JwtError::ALL.iter().map(|e| e.reason()).collect();
+        assert_reasons_unique_snake_case(&reasons);
     }
 }
 
