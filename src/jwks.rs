@@ -245,7 +245,7 @@ impl KeySet {
         self.keys.iter()
     }
 
-    /// Whether a usable key has exactly this `kid` (e.g. to refetch a set on an unknown kid).
+    /// Whether a usable key has exactly this `kid`.
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
@@ -263,13 +263,15 @@ impl KeySet {
 }
 
 impl Jwk {
-    /// Parse one JWK object. Duplicate member names are not visible in a `Value` (serde_json
-    /// keeps the last); [`KeySet::parse`] checks them on the raw text before calling this.
+    /// One JWK object, for tests. (Duplicate member names are not visible in a `Value`;
+    /// [`KeySet::parse`] checks them on the raw text before calling `from_object`.)
+    #[cfg(test)]
     pub fn parse(member: &Value) -> Result<Jwk, KeySkip> {
         Jwk::from_object(member.as_object().ok_or(KeySkip::NotAnObject)?)
     }
 
-    /// A key without `kid` or `alg` (the JWK members are parsed by [`Jwk::parse`]).
+    /// A key without `kid` or `alg`, for tests.
+    #[cfg(test)]
     pub fn from_key(key: PublicKey) -> Jwk {
         Jwk::new(None, None, key)
     }
