@@ -10,16 +10,12 @@ mod support;
 
 use serde_json::{Value, json};
 use support::Stack;
-use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER};
+use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
 
 /// The second provider's issuer: keys inline (`local_jwks`), token in `x-local-jwt`, forwarded.
 const LOCAL_ISSUER: &str = "https://local.example";
-
-fn remote_jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
 
 /// Two providers and a rule of every kind. `corp` reads a header, a query parameter and a cookie
 /// and writes `x-jwt-payload` and `x-jwt-sub`; `local` reads its own header, parameter and cookie,
@@ -71,17 +67,13 @@ fn policy() -> Value {
 /// The suite's Envoy. `FAIL_RELOAD` only so that a VM failure would also show in the
 /// `vm_reload*` stats (with `FAIL_CLOSED` it shows nowhere but the log); none is expected.
 fn start() -> Option<Stack> {
-    Stack::start_with(Filter::Wasm, &remote_jwks(), 2, |idp, upstream| {
+    Stack::start_with(Filter::Wasm, &corp_jwks(), 2, |idp, upstream| {
         EnvoyConfig::new(policy(), idp, upstream).failure_policy("FAIL_RELOAD")
     })
 }
 
-fn corp(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
-}
-
 fn rsa() -> Token<'static> {
-    corp("RS256", TestKey::RsaA, "rsa-a")
+    corp_token("RS256", TestKey::RsaA, "rsa-a")
 }
 
 fn local() -> Token<'static> {
@@ -152,7 +144,7 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
 
     // Valid RS256 and ES256 tokens pass; the upstream gets the payload and the claim, not the token.
     for (alg, key, kid) in [("RS256", TestKey::RsaA, "rsa-a"), ("ES256", TestKey::P256A, "ec-a")] {
-        let token = corp(alg, key, kid);
+        let token = corp_token(alg, key, kid);
         let headers = upstream_headers(&stack.get("/hello", Some(&token.sign())));
         assert!(headers.get("authorization").is_none(), "{alg}: token forwarded: {headers}");
         assert_eq!(headers["x-jwt-sub"], json!(["alice"]), "{alg}");
@@ -174,10 +166,15 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
         ("not yet valid", 401, "jwt_not_yet_valid", rsa().nbf_in(3600).sign()),
         ("tampered signature", 401, "jwt_bad_signature", mint::tamper(&rsa().sign())),
         ("payload swapped", 401, "jwt_bad_signature", mint::swap_payload(&rsa().sign(), &mallory)),
-        ("ES256 by another key", 401, "jwt_bad_signature", corp("ES256", TestKey::P256B, "ec-a").sign()),
+        (
+            "ES256 by another key",
+            401,
+            "jwt_bad_signature",
+            corp_token("ES256", TestKey::P256B, "ec-a").sign(),
+        ),
         ("wrong issuer", 401, "jwt_issuer_not_allowed", rsa().iss("https://other.example").sign()),
         ("wrong audience", 403, "jwt_audience_not_allowed", rsa().aud("other.example").sign()),
-        ("unknown kid", 401, "jwt_unknown_kid", corp("RS256", TestKey::RsaB, "rsa-b").sign()),
+        ("unknown kid", 401, "jwt_unknown_kid", corp_token("RS256", TestKey::RsaB, "rsa-b").sign()),
         // An unsigned token has an empty third segment: malformed before its header is read.
         (
             "alg none, unsigned",
@@ -395,7 +392,7 @@ fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     let mut policy = policy();
     policy["bypass_cors_preflight"] = json!(true);
     policy["strip_failure_response"] = json!(true);
-    let Some(stack) = Stack::start(Filter::Wasm, policy, &remote_jwks(), 2) else { return };
+    let Some(stack) = Stack::start(Filter::Wasm, policy, &corp_jwks(), 2) else { return };
     let preflight = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
     let realm = "Bearer realm=\"http://localhost/hello\"";
     let invalid = format!("{realm}, error=\"invalid_token\"");

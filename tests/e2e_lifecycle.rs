@@ -50,7 +50,7 @@ fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
 }
 
 fn token(key: TestKey, kid: &str) -> String {
-    Token::new("RS256", key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600).sign()
+    config::corp_token("RS256", key, kid).sign()
 }
 
 /// A request in flight from its own thread: its answer, when it was sent and when answered.

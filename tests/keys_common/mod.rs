@@ -3,10 +3,10 @@
 //! VM never failed.
 #![allow(dead_code)]
 
-use crate::support::config::{self, AUDIENCE, EnvoyConfig, ISSUER, PROVIDER};
+use crate::support::config::{self, EnvoyConfig, PROVIDER, corp_token};
 use crate::support::envoy::Envoy;
 use crate::support::http::Response;
-use crate::support::mint::{self, TestKey, Token};
+use crate::support::mint::{self, TestKey};
 use crate::support::servers::{EchoUpstream, JwksServer};
 use crate::support::{self, Stack};
 use serde_json::Value;
@@ -47,16 +47,6 @@ pub fn wait_log(envoy: &Envoy, needle: &str, seen: usize, timeout: Duration) -> 
     .flatten()
 }
 
-/// The key set the IdP serves at the start: an RSA and a P-256 key.
-pub fn jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
-
-/// A token `corp_policy` accepts, for one hour.
-pub fn good(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
-}
-
 /// `corp_policy` with these members merged into the provider's `remote_jwks` (e.g. a short
 /// `cache_duration`) and these into the top level (e.g. `startup_hold_timeout`).
 pub fn policy(remote_jwks: Value, top: Value) -> Value {
@@ -83,13 +73,13 @@ pub fn merge(into: &mut Value, from: Value) {
 /// by another key, an expired token, one for another audience, and one signed by a 1024-bit key
 /// under a known `kid` (names for messages).
 pub fn invalid_tokens() -> Vec<(&'static str, String)> {
-    let valid = good("RS256", TestKey::RsaA, "rsa-a");
+    let valid = corp_token("RS256", TestKey::RsaA, "rsa-a");
     vec![
         ("tampered", mint::tamper(&valid.sign())),
-        ("forged", good("RS256", TestKey::RsaB, "rsa-a").sign()),
-        ("expired", good("ES256", TestKey::P256A, "ec-a").exp_in(-600).sign()),
-        ("other audience", good("RS256", TestKey::RsaA, "rsa-a").aud("other.example").sign()),
-        ("weak key", good("RS256", TestKey::Rsa1024TooSmall, "rsa-a").sign()),
+        ("forged", corp_token("RS256", TestKey::RsaB, "rsa-a").sign()),
+        ("expired", corp_token("ES256", TestKey::P256A, "ec-a").exp_in(-600).sign()),
+        ("other audience", corp_token("RS256", TestKey::RsaA, "rsa-a").aud("other.example").sign()),
+        ("weak key", corp_token("RS256", TestKey::Rsa1024TooSmall, "rsa-a").sign()),
     ]
 }
 
