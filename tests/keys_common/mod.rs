@@ -3,11 +3,11 @@
 //! VM never failed.
 #![allow(dead_code)]
 
-use crate::support::config::{self, EnvoyConfig, PROVIDER, corp_token};
+use crate::support::config::{self, EnvoyConfig, Filter, PROVIDER, corp_token};
 use crate::support::envoy::Envoy;
 use crate::support::http::Response;
 use crate::support::mint::{self, TestKey};
-use crate::support::servers::{EchoUpstream, JwksServer};
+use crate::support::servers::JwksServer;
 use crate::support::{self, Stack};
 use serde_json::Value;
 use std::time::Duration;
@@ -16,12 +16,7 @@ use std::time::Duration;
 /// test has already set up (headers, per-path bodies) so that even the first fetch sees it.
 /// `None` when Envoy or the module is missing (the test skips; fails with `CI=true`).
 pub fn start(jwks: JwksServer, policy: Value) -> Option<Stack> {
-    support::require_envoy()?;
-    support::require_wasm()?;
-    let upstream = EchoUpstream::new();
-    let yaml = EnvoyConfig::new(policy, jwks.port(), upstream.port()).wasm();
-    let envoy = Envoy::start(&yaml, 2);
-    Some(Stack { envoy, jwks, upstream })
+    Stack::start_on(Filter::Wasm, jwks, 2, |idp, upstream| EnvoyConfig::new(policy, idp, upstream))
 }
 
 /// The filter's log lines that contain `needle`.
