@@ -9,10 +9,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::Stack;
 use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
+use support::{Stack, WORKERS};
 
 /// The second provider's issuer: keys inline (`local_jwks`), token in `x-local-jwt`, forwarded.
 const LOCAL_ISSUER: &str = "https://local.example";
@@ -114,28 +114,8 @@ fn assert_healthy(stack: &Stack) {
     let failures = stack.envoy.wasm_failures();
     assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
     for worker in WORKERS {
-        assert!(connections_served(stack, worker) > 0, "{worker} served no connection");
+        assert!(stack.connections_served(worker) > 0, "{worker} served no connection");
     }
-}
-
-const WORKERS: [&str; 2] = ["worker_0", "worker_1"];
-
-fn connections_served(stack: &Stack, worker: &str) -> u64 {
-    let suffix = format!(".{worker}.downstream_cx_total");
-    stack.envoy.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
-}
-
-/// Runs `checks` (a few requests, each on its own connection) again until both workers have served
-/// some of them, at most 10 rounds, and returns the number of rounds. The kernel spreads
-/// connections over the workers at random, so a short sequence can land on one worker only.
-fn on_both_workers(stack: &Stack, mut checks: impl FnMut()) -> usize {
-    for round in 1..=10 {
-        checks();
-        if WORKERS.iter().all(|w| connections_served(stack, w) > 0) {
-            return round;
-        }
-    }
-    panic!("10 rounds of checks never reached both workers")
 }
 
 #[test]
@@ -396,7 +376,7 @@ fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     let preflight = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
     let realm = "Bearer realm=\"http://localhost/hello\"";
     let invalid = format!("{realm}, error=\"invalid_token\"");
-    let rounds = on_both_workers(&stack, || {
+    let rounds = stack.on_both_workers(|| {
         let mut forged = preflight.to_vec();
         forged.push(("x-jwt-sub", "mallory"));
         let r = http::request(stack.envoy.port(), "OPTIONS", "/hello", &forged).unwrap();
@@ -442,7 +422,7 @@ fn header_values_that_are_not_utf8_never_take_the_vm_down() {
     let port = stack.envoy.port();
     // HTTP allows obs-text bytes in values; Latin-1 "café" is not UTF-8. Both workers must see it.
     // (Answered by the filter: the test's echo upstream reads UTF-8 only.)
-    on_both_workers(&stack, || {
+    stack.on_both_workers(|| {
         let latin1 = b"GET /api HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n";
         assert_eq!(raw_status(port, latin1), 401);
         let token = format!("GET /api HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}", rsa().sign());
