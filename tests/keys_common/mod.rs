@@ -83,17 +83,6 @@ pub fn assert_refused(what: &str, r: &Response) {
     assert!(matches!(r.status, 401 | 403 | 503), "{what} got {}: {}", r.status, r.body);
 }
 
-/// Log lines that show the wasm VM failed: a Rust panic, a trap in a `proxy_on_*` callback, or
-/// Envoy giving up on (or reloading) the VM.
-const VM_FAILURE_MARKS: &[&str] = &[
-    "panicked at",
-    "Function: proxy_on_",
-    "Uncaught RuntimeError",
-    "Plugin configured to fail",
-    "wasm vm",
-    "VM failed",
-];
-
 /// Envoy's wasm VMs as first seen: a later snapshot must match (no VM was created again).
 pub struct VmWatch {
     created: u64,
@@ -110,13 +99,11 @@ impl VmWatch {
         VmWatch { created: get(CREATED), active: get(ACTIVE) }
     }
 
-    /// Panics when the log shows a VM failure, a VM was created or lost since `new`, or a wasm
-    /// stat counts failures.
+    /// Panics when the log shows a VM failure (`Envoy::wasm_failure_lines`), a VM was created or
+    /// lost since `new`, or a wasm stat counts failures.
     pub fn assert_unbroken(&self, envoy: &Envoy) {
-        let log = envoy.log();
-        let bad: Vec<&str> =
-            log.lines().filter(|l| VM_FAILURE_MARKS.iter().any(|m| l.contains(m))).take(5).collect();
-        assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
+        let bad = envoy.wasm_failure_lines();
+        assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad[..bad.len().min(5)].join("\n"));
         let stats = envoy.stats();
         assert_eq!(stats.get(CREATED), Some(&self.created), "a wasm VM was created again");
         assert_eq!(stats.get(ACTIVE), Some(&self.active), "the number of wasm VMs changed");
