@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
-use support::{Stack, WORKERS};
+use support::{Stack, WORKERS, upstream_headers};
 
 /// The second provider's issuer: keys inline (`local_jwks`), token in `x-local-jwt`, forwarded.
 const LOCAL_ISSUER: &str = "https://local.example";
@@ -83,12 +83,6 @@ fn local() -> Token<'static> {
         .aud(AUDIENCE)
         .sub("bob")
         .exp_in(3600)
-}
-
-/// The request headers the upstream saw (name → every value), or why the request did not pass.
-fn upstream_headers(r: &Response) -> Value {
-    assert_eq!(r.status, 200, "expected to pass, got: {}", r.body);
-    r.json()["headers"].clone()
 }
 
 /// A refusal as RFC 6750 §3 wants it: the challenge for a request to `http://localhost<path>`

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::config::{AUDIENCE, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
-use support::{Stack, wait_until};
+use support::{Stack, upstream_headers, wait_until};
 
 const STATUS: &str = "x-jwt-authn-status";
 
@@ -198,12 +198,6 @@ impl Observed {
     fn get(&self, path: &str, headers: &[(String, String)], moved: &[(&str, u64)]) -> Response {
         self.send("GET", path, headers, moved)
     }
-}
-
-/// The headers that reached the upstream, by name: the values of each.
-fn upstream_headers(r: &Response) -> Value {
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["headers"].clone()
 }
 
 /// Every output header forged by the client.

@@ -99,6 +99,13 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The request headers the echo upstream saw (name → every value, see `servers::EchoUpstream`);
+/// panics unless the answer is a 200 (the request passed).
+pub fn upstream_headers(r: &http::Response) -> serde_json::Value {
+    assert_eq!(r.status, 200, "expected to pass, got: {}", r.body);
+    r.json()["headers"].clone()
+}
+
 /// The workers of an Envoy started with `--concurrency 2`, as its stats name them.
 pub const WORKERS: [&str; 2] = ["worker_0", "worker_1"];
 
