@@ -105,8 +105,7 @@ fn assert_missing(r: &Response, path: &str, what: &str) {
 /// No trace of a failed wasm VM in Envoy's log or stats, and both workers served connections
 /// (so what the test saw holds for each worker's VM, not only one).
 fn assert_healthy(stack: &Stack) {
-    let failures = stack.envoy.wasm_failures();
-    assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
+    stack.envoy.assert_no_wasm_failures();
     for worker in WORKERS {
         assert!(stack.connections_served(worker) > 0, "{worker} served no connection");
     }

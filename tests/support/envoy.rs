@@ -174,6 +174,12 @@ impl Envoy {
         lines.chain(reloads).collect()
     }
 
+    /// Panics with the evidence when `wasm_failures` finds any.
+    pub fn assert_no_wasm_failures(&self) {
+        let failures = self.wasm_failures();
+        assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
+    }
+
     /// The log lines with one of `WASM_FAILURE_MARKS`.
     pub fn wasm_failure_lines(&self) -> Vec<String> {
         let log = self.log();
