@@ -18,6 +18,7 @@ use jwt_authn_wasm::forward::Mutations;
 use jwt_authn_wasm::jwks::{Jwk, KeySet};
 use serde_json::{Value, json};
 use std::cell::Cell;
+use support::config::corp_jwks;
 use support::mint::{self, TestKey, Token};
 
 /// The fixed clock (Unix seconds): tokens are minted around it.
@@ -28,10 +29,6 @@ const AUD: &str = "api.example";
 const STATUS: &str = "x-jwt-authn-status";
 
 // ---- Tokens and configs ----------------------------------------------------------------------
-
-fn jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
 
 /// A token `corp` accepts: RS256 by `rsa-a`, valid for an hour around `NOW`.
 fn good() -> Token<'static> {
@@ -69,13 +66,14 @@ fn merged(mut base: Value, extra: Value) -> Value {
 
 /// The `corp` provider (issuer `ISS`, audience `AUD`, the fixture JWKS inline) with `extra` fields.
 fn corp(extra: Value) -> Value {
-    let base = json!({"issuer": ISS, "audiences": [AUD], "local_jwks": {"inline_string": jwks()}});
+    let base = json!({"issuer": ISS, "audiences": [AUD], "local_jwks": {"inline_string": corp_jwks()}});
     merged(base, extra)
 }
 
 /// The `partner` provider: another issuer on the same default locations (Authorization header).
 fn partner(extra: Value) -> Value {
-    let base = json!({"issuer": PARTNER_ISS, "audiences": [AUD], "local_jwks": {"inline_string": jwks()}});
+    let base =
+        json!({"issuer": PARTNER_ISS, "audiences": [AUD], "local_jwks": {"inline_string": corp_jwks()}});
     merged(base, extra)
 }
 
@@ -183,7 +181,7 @@ impl Filter {
 
     /// The fixture keys for provider `name`, with this answer for an unknown `kid`.
     fn unknown_kid(&mut self, name: &str, answer: UnknownKid) {
-        let set = KeySet::parse(jwks().as_bytes()).unwrap().keys;
+        let set = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
         self.set_keys(name, Keys::Ready(set, answer, false));
     }
 
@@ -697,7 +695,7 @@ fn a_known_kid_verifies_while_a_refetch_would_be_allowed() {
 #[test]
 fn stale_keys_still_verify_and_say_so() {
     let mut f = Filter::new(corp_only(json!({})));
-    let set = KeySet::parse(jwks().as_bytes()).unwrap().keys;
+    let set = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
     f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true));
     let (decision, events) = f.decide(&get("/api").bearer(&good().sign()));
     assert_eq!(decision, allow(&[STATUS, "authorization"], &[]));
@@ -883,7 +881,7 @@ fn a_cached_token_skips_the_signature_but_not_the_claims() {
 fn a_cached_token_follows_the_state_of_its_keys() {
     let mut f = Filter::new(corp_only(json!({})));
     let token = good().sign();
-    let set = KeySet::parse(jwks().as_bytes()).unwrap().keys;
+    let set = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
     let (first, _) = f.decide(&get("/api").bearer(&token));
     assert!(matches!(first, Decision::Allow(_)));
     // Stale keys still serve the cached token, and say so.

@@ -7,8 +7,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::Stack;
-use support::config::{self, AUDIENCE, Filter, ISSUER};
-use support::mint::{self, TestKey, Token};
+use support::config::{self, Filter, corp_token};
+use support::mint::{self, TestKey};
 
 /// (alg, key, kid): every algorithm family, with a key of the set.
 const SIGNERS: [(&str, TestKey, &str); 5] = [
@@ -28,10 +28,6 @@ fn jwks() -> String {
     ])
 }
 
-fn good(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
-}
-
 fn policy(crypto: Option<&str>) -> Value {
     let mut policy = config::corp_policy();
     if let Some(crypto) = crypto {
@@ -45,7 +41,7 @@ fn policy(crypto: Option<&str>) -> Value {
 fn smoke(crypto: Option<&str>, log_says: &str) {
     let Some(stack) = Stack::start(Filter::Wasm, policy(crypto), &jwks(), 2) else { return };
     for (alg, key, kid) in SIGNERS {
-        let token = good(alg, key, kid).sign();
+        let token = corp_token(alg, key, kid).sign();
         let r = stack.get("/hello", Some(&token));
         assert_eq!(r.status, 200, "{crypto:?} {alg}: {}\n{}", r.body, stack.envoy.log());
         assert_eq!(r.json()["headers"]["x-jwt-sub"], json!(["alice"]), "{crypto:?} {alg}");
@@ -58,10 +54,10 @@ fn smoke(crypto: Option<&str>, log_says: &str) {
         );
     }
     // A key of the right kind that is not the named one's: the signature does not verify.
-    let wrong_key = good("RS256", TestKey::RsaB, "rsa-a").sign();
+    let wrong_key = corp_token("RS256", TestKey::RsaB, "rsa-a").sign();
     let r = stack.get("/hello", Some(&wrong_key));
     assert_eq!((r.status, r.body.contains("jwt_bad_signature")), (401, true), "{crypto:?} wrong key");
-    let wrong_ec_key = good("ES256", TestKey::P256B, "ec-a").sign();
+    let wrong_ec_key = corp_token("ES256", TestKey::P256B, "ec-a").sign();
     let r = stack.get("/hello", Some(&wrong_ec_key));
     assert_eq!((r.status, r.body.contains("jwt_bad_signature")), (401, true), "{crypto:?} wrong EC key");
     assert_eq!(stack.get("/hello", None).status, 401);

@@ -9,17 +9,13 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::Stack;
-use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER};
+use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
+use support::{Stack, WORKERS, upstream_headers};
 
 /// The second provider's issuer: keys inline (`local_jwks`), token in `x-local-jwt`, forwarded.
 const LOCAL_ISSUER: &str = "https://local.example";
-
-fn remote_jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
 
 /// Two providers and a rule of every kind. `corp` reads a header, a query parameter and a cookie
 /// and writes `x-jwt-payload` and `x-jwt-sub`; `local` reads its own header, parameter and cookie,
@@ -71,17 +67,13 @@ fn policy() -> Value {
 /// The suite's Envoy. `FAIL_RELOAD` only so that a VM failure would also show in the
 /// `vm_reload*` stats (with `FAIL_CLOSED` it shows nowhere but the log); none is expected.
 fn start() -> Option<Stack> {
-    Stack::start_with(Filter::Wasm, &remote_jwks(), 2, |idp, upstream| {
+    Stack::start_with(Filter::Wasm, &corp_jwks(), 2, |idp, upstream| {
         EnvoyConfig::new(policy(), idp, upstream).failure_policy("FAIL_RELOAD")
     })
 }
 
-fn corp(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
-}
-
 fn rsa() -> Token<'static> {
-    corp("RS256", TestKey::RsaA, "rsa-a")
+    corp_token("RS256", TestKey::RsaA, "rsa-a")
 }
 
 fn local() -> Token<'static> {
@@ -91,12 +83,6 @@ fn local() -> Token<'static> {
         .aud(AUDIENCE)
         .sub("bob")
         .exp_in(3600)
-}
-
-/// The request headers the upstream saw (name → every value), or why the request did not pass.
-fn upstream_headers(r: &Response) -> Value {
-    assert_eq!(r.status, 200, "expected to pass, got: {}", r.body);
-    r.json()["headers"].clone()
 }
 
 /// A refusal as RFC 6750 §3 wants it: the challenge for a request to `http://localhost<path>`
@@ -119,31 +105,10 @@ fn assert_missing(r: &Response, path: &str, what: &str) {
 /// No trace of a failed wasm VM in Envoy's log or stats, and both workers served connections
 /// (so what the test saw holds for each worker's VM, not only one).
 fn assert_healthy(stack: &Stack) {
-    let failures = stack.envoy.wasm_failures();
-    assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
+    stack.envoy.assert_no_wasm_failures();
     for worker in WORKERS {
-        assert!(connections_served(stack, worker) > 0, "{worker} served no connection");
+        assert!(stack.connections_served(worker) > 0, "{worker} served no connection");
     }
-}
-
-const WORKERS: [&str; 2] = ["worker_0", "worker_1"];
-
-fn connections_served(stack: &Stack, worker: &str) -> u64 {
-    let suffix = format!(".{worker}.downstream_cx_total");
-    stack.envoy.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
-}
-
-/// Runs `checks` (a few requests, each on its own connection) again until both workers have served
-/// some of them, at most 10 rounds, and returns the number of rounds. The kernel spreads
-/// connections over the workers at random, so a short sequence can land on one worker only.
-fn on_both_workers(stack: &Stack, mut checks: impl FnMut()) -> usize {
-    for round in 1..=10 {
-        checks();
-        if WORKERS.iter().all(|w| connections_served(stack, w) > 0) {
-            return round;
-        }
-    }
-    panic!("10 rounds of checks never reached both workers")
 }
 
 #[test]
@@ -152,7 +117,7 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
 
     // Valid RS256 and ES256 tokens pass; the upstream gets the payload and the claim, not the token.
     for (alg, key, kid) in [("RS256", TestKey::RsaA, "rsa-a"), ("ES256", TestKey::P256A, "ec-a")] {
-        let token = corp(alg, key, kid);
+        let token = corp_token(alg, key, kid);
         let headers = upstream_headers(&stack.get("/hello", Some(&token.sign())));
         assert!(headers.get("authorization").is_none(), "{alg}: token forwarded: {headers}");
         assert_eq!(headers["x-jwt-sub"], json!(["alice"]), "{alg}");
@@ -174,10 +139,15 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
         ("not yet valid", 401, "jwt_not_yet_valid", rsa().nbf_in(3600).sign()),
         ("tampered signature", 401, "jwt_bad_signature", mint::tamper(&rsa().sign())),
         ("payload swapped", 401, "jwt_bad_signature", mint::swap_payload(&rsa().sign(), &mallory)),
-        ("ES256 by another key", 401, "jwt_bad_signature", corp("ES256", TestKey::P256B, "ec-a").sign()),
+        (
+            "ES256 by another key",
+            401,
+            "jwt_bad_signature",
+            corp_token("ES256", TestKey::P256B, "ec-a").sign(),
+        ),
         ("wrong issuer", 401, "jwt_issuer_not_allowed", rsa().iss("https://other.example").sign()),
         ("wrong audience", 403, "jwt_audience_not_allowed", rsa().aud("other.example").sign()),
-        ("unknown kid", 401, "jwt_unknown_kid", corp("RS256", TestKey::RsaB, "rsa-b").sign()),
+        ("unknown kid", 401, "jwt_unknown_kid", corp_token("RS256", TestKey::RsaB, "rsa-b").sign()),
         // An unsigned token has an empty third segment: malformed before its header is read.
         (
             "alg none, unsigned",
@@ -395,11 +365,11 @@ fn cors_preflights_bypass_and_failure_responses_are_stripped_when_configured() {
     let mut policy = policy();
     policy["bypass_cors_preflight"] = json!(true);
     policy["strip_failure_response"] = json!(true);
-    let Some(stack) = Stack::start(Filter::Wasm, policy, &remote_jwks(), 2) else { return };
+    let Some(stack) = Stack::start(Filter::Wasm, policy, &corp_jwks(), 2) else { return };
     let preflight = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
     let realm = "Bearer realm=\"http://localhost/hello\"";
     let invalid = format!("{realm}, error=\"invalid_token\"");
-    let rounds = on_both_workers(&stack, || {
+    let rounds = stack.on_both_workers(|| {
         let mut forged = preflight.to_vec();
         forged.push(("x-jwt-sub", "mallory"));
         let r = http::request(stack.envoy.port(), "OPTIONS", "/hello", &forged).unwrap();
@@ -445,7 +415,7 @@ fn header_values_that_are_not_utf8_never_take_the_vm_down() {
     let port = stack.envoy.port();
     // HTTP allows obs-text bytes in values; Latin-1 "café" is not UTF-8. Both workers must see it.
     // (Answered by the filter: the test's echo upstream reads UTF-8 only.)
-    on_both_workers(&stack, || {
+    stack.on_both_workers(|| {
         let latin1 = b"GET /api HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n";
         assert_eq!(raw_status(port, latin1), 401);
         let token = format!("GET /api HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}", rsa().sign());

@@ -8,10 +8,10 @@ mod support;
 
 use serde_json::json;
 use std::time::Duration;
-use support::config::{self, AUDIENCE, EnvoyConfig, Filter, ISSUER};
+use support::config::{self, EnvoyConfig, Filter, corp_token};
 use support::envoy::{Envoy, TempDir, stub_module};
 use support::http;
-use support::mint::{self, TestKey, Token};
+use support::mint::{self, TestKey};
 use support::servers::{EchoUpstream, JwksServer};
 use support::{Stack, require_envoy};
 
@@ -28,10 +28,6 @@ fn test_jwks() -> String {
     mint::jwks(&keys)
 }
 
-fn good_token(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
-}
-
 #[test]
 fn native_jwt_authn_accepts_every_minted_algorithm_and_refuses_bad_tokens() {
     let Some(stack) = Stack::start(Filter::JwtAuthn, config::corp_policy(), &test_jwks(), 2) else {
@@ -40,7 +36,7 @@ fn native_jwt_authn_accepts_every_minted_algorithm_and_refuses_bad_tokens() {
 
     for (key, kid, algs) in SIGNERS {
         for alg in *algs {
-            let token = good_token(alg, *key, kid);
+            let token = corp_token(alg, *key, kid);
             let r = stack.get("/hello?x=1", Some(&token.sign()));
             assert_eq!(r.status, 200, "{alg}: {}", r.body);
             let echo = r.json();
@@ -58,13 +54,13 @@ fn native_jwt_authn_accepts_every_minted_algorithm_and_refuses_bad_tokens() {
     }
 
     // jwt_authn checks claims before the signature, and answers 403 for a wrong audience.
-    let rsa = || good_token("RS256", TestKey::RsaA, "rsa-a");
+    let rsa = || corp_token("RS256", TestKey::RsaA, "rsa-a");
     let mallory = rsa().sub("mallory").payload_json();
     let refused = [
         ("expired", 401, rsa().exp_in(-120).sign()),
         ("tampered", 401, mint::tamper(&rsa().sign())),
         ("payload swapped", 401, mint::swap_payload(&rsa().sign(), &mallory)),
-        ("wrong key for the kid", 401, good_token("RS256", TestKey::RsaB, "rsa-a").sign()),
+        ("wrong key for the kid", 401, corp_token("RS256", TestKey::RsaB, "rsa-a").sign()),
         ("wrong issuer", 401, rsa().iss("https://other.example").sign()),
         ("wrong audience", 403, rsa().aud("other.example").sign()),
         ("alg none", 401, mint::unsigned(r#"{"alg":"none"}"#, &rsa().payload_json())),
@@ -345,13 +341,7 @@ fn demo_config_validates_and_its_policy_behaves_as_documented() {
         return;
     };
     // What `make token` prints: the mint example's defaults.
-    let token = Token::new("RS256", TestKey::RsaA)
-        .kid("demo-rsa")
-        .iss(ISSUER)
-        .aud(AUDIENCE)
-        .sub("alice")
-        .exp_in(3600)
-        .sign();
+    let token = corp_token("RS256", TestKey::RsaA, "demo-rsa").sign();
     let cases = [
         ("/healthz", None, 200),
         ("/public", None, 200),

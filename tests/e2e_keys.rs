@@ -6,11 +6,11 @@
 mod keys_common;
 mod support;
 
-use keys_common::{VmWatch, good, jwks, policy, wait_log};
+use keys_common::{VmWatch, policy, wait_log};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::Stack;
-use support::config::{self, Filter};
+use support::config::{self, Filter, corp_jwks, corp_token};
 use support::mint::{self, TestKey};
 use support::servers::JwksServer;
 
@@ -18,22 +18,22 @@ use support::servers::JwksServer;
 /// key the IdP removed stops working with that refresh, even for a token that passed before.
 #[test]
 fn a_rotated_key_is_fetched_on_first_use() {
-    let Some(stack) = Stack::start(Filter::Wasm, config::corp_policy(), &jwks(), 2) else { return };
+    let Some(stack) = Stack::start(Filter::Wasm, config::corp_policy(), &corp_jwks(), 2) else { return };
     let vms = VmWatch::new(&stack.envoy);
-    let old_rsa = good("RS256", TestKey::RsaA, "rsa-a").sign();
-    let old_ec = good("ES256", TestKey::P256A, "ec-a").sign();
-    // Several times each, so both workers have verified (and cached) them.
-    for _ in 0..4 {
-        for token in [&old_rsa, &old_ec] {
+    let old_rsa = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
+    let old_ec = corp_token("ES256", TestKey::P256A, "ec-a").sign();
+    // Each until both workers have verified (and cached) it.
+    for token in [&old_rsa, &old_ec] {
+        stack.on_both_workers(|| {
             let r = stack.get("/warm", Some(token));
             assert_eq!(r.status, 200, "{}\n{}", r.body, stack.envoy.log());
-        }
+        });
     }
     let before = stack.jwks.hits();
 
     // The IdP adds rsa-b and signs with it from now on, and retires ec-a.
     stack.jwks.set_body(&mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::RsaB, "rsa-b")]));
-    let new = good("RS256", TestKey::RsaB, "rsa-b").sign();
+    let new = corp_token("RS256", TestKey::RsaB, "rsa-b").sign();
     let started = Instant::now();
     let r = stack.get("/new", Some(&new));
     let first_use = started.elapsed();
@@ -54,7 +54,7 @@ fn a_rotated_key_is_fetched_on_first_use() {
         let r = stack.get("/retired", Some(&old_ec));
         assert_eq!((r.status, r.body.as_str()), (401, "jwt_unknown_kid"), "a removed key stops working");
     }
-    let r = stack.get("/random", Some(&good("RS256", TestKey::RsaB, "nope").sign()));
+    let r = stack.get("/random", Some(&corp_token("RS256", TestKey::RsaB, "nope").sign()));
     assert_eq!((r.status, r.body.as_str()), (401, "jwt_unknown_kid"));
     assert_eq!(stack.jwks.hits(), before + 1, "the interval's refetch is spent");
     vms.assert_unbroken(&stack.envoy);
@@ -73,9 +73,12 @@ const STORM_PAUSE: Duration = Duration::from_millis(6);
 /// all refused with 401 `jwt_unknown_kid`, and valid tokens sent in between keep passing.
 #[test]
 fn a_storm_of_unknown_kids_costs_at_most_two_fetches() {
-    let Some(stack) = Stack::start(Filter::Wasm, config::corp_policy(), &jwks(), 2) else { return };
+    let Some(stack) = Stack::start(Filter::Wasm, config::corp_policy(), &corp_jwks(), 2) else { return };
     let vms = VmWatch::new(&stack.envoy);
-    let valid = [good("RS256", TestKey::RsaA, "rsa-a").sign(), good("ES256", TestKey::P256A, "ec-a").sign()];
+    let valid = [
+        corp_token("RS256", TestKey::RsaA, "rsa-a").sign(),
+        corp_token("ES256", TestKey::P256A, "ec-a").sign(),
+    ];
     for token in &valid {
         let r = stack.get("/warm", Some(token));
         assert_eq!(r.status, 200, "{}\n{}", r.body, stack.envoy.log());
@@ -126,7 +129,7 @@ fn storm_thread(stack: &Stack, thread: usize, valid: &[String; 2]) -> StormResul
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 ^ (thread as u64 + 1);
     // Signed before the storm, so the storm's pace is the requests'.
     let tokens: Vec<String> = (0..STORM_PER_THREAD)
-        .map(|_| good("ES256", TestKey::P256B, &format!("{:016x}", xorshift(&mut seed))).sign())
+        .map(|_| corp_token("ES256", TestKey::P256B, &format!("{:016x}", xorshift(&mut seed))).sign())
         .collect();
     let mut result = StormResult { unknown: Vec::new(), valid: Vec::new() };
     for (i, token) in tokens.iter().enumerate() {
@@ -155,7 +158,7 @@ fn xorshift(state: &mut u64) -> u64 {
 /// the IdP removed stops working after the next refresh.
 #[test]
 fn cache_control_sets_the_refresh_time() {
-    let server = JwksServer::new(&jwks());
+    let server = JwksServer::new(&corp_jwks());
     server.set_header("cache-control", "max-age=2");
     let policy = policy(json!({"cache_duration": "60s", "min_cache_duration": "1s"}), json!({}));
     let Some(stack) = keys_common::start(server, policy) else { return };
@@ -163,8 +166,8 @@ fn cache_control_sets_the_refresh_time() {
     let first =
         wait_log(&stack.envoy, "published JWKS version", 0, Duration::from_secs(5)).expect("first keys");
     assert!(first.contains("fresh for 2 s"), "{first}");
-    let rsa = good("RS256", TestKey::RsaA, "rsa-a").sign();
-    let ec = good("ES256", TestKey::P256A, "ec-a").sign();
+    let rsa = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
+    let ec = corp_token("ES256", TestKey::P256A, "ec-a").sign();
     assert_eq!(stack.get("/", Some(&rsa)).status, 200);
 
     let gaps = refresh_gaps(&stack.jwks, 2);

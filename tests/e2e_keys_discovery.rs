@@ -7,10 +7,10 @@
 mod keys_common;
 mod support;
 
-use keys_common::{VmWatch, good, jwks, log_lines, policy, wait_log};
+use keys_common::{VmWatch, log_lines, policy, wait_log};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::config::{ISSUER, PROVIDER};
+use support::config::{ISSUER, PROVIDER, corp_jwks, corp_token};
 use support::mint::{self, TestKey};
 use support::servers::{JwksServer, Request};
 
@@ -44,12 +44,12 @@ fn jwks_requests(server: &JwksServer) -> Vec<(String, String)> {
 fn discovery_refuses_tampered_documents_and_follows_good_ones() {
     let server = JwksServer::new(r#"{"error":"no such document"}"#);
     server.set_path_body(DISCOVERY, document("https://evil.example", &format!("{ISSUER}/keys")).as_deref());
-    server.set_path_body("/keys", Some(&jwks()));
+    server.set_path_body("/keys", Some(&corp_jwks()));
     let rotated = mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::RsaB, "rsa-b")]);
     server.set_path_body("/other-keys", Some(&rotated));
     let Some(stack) = keys_common::start(server, discovery_policy()) else { return };
     let vms = VmWatch::new(&stack.envoy);
-    let valid = good("RS256", TestKey::RsaA, "rsa-a").sign();
+    let valid = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
     let unavailable = |why: &str| {
         let sent = Instant::now();
         let r = stack.get("/", Some(&valid));
@@ -85,7 +85,7 @@ fn discovery_refuses_tampered_documents_and_follows_good_ones() {
     });
     assert!(moved, "the allowed host was not used: {:?}", jwks_requests(&stack.jwks));
     std::thread::sleep(TICKS);
-    let r = stack.get("/", Some(&good("RS256", TestKey::RsaB, "rsa-b").sign()));
+    let r = stack.get("/", Some(&corp_token("RS256", TestKey::RsaB, "rsa-b").sign()));
     assert_eq!(r.status, 200, "a key only the allowed host serves: {}", r.body);
 
     // A tampered document later: the refresh fails, no JWKS is fetched, the last good keys serve.

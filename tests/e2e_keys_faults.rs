@@ -8,10 +8,11 @@
 mod keys_common;
 mod support;
 
-use keys_common::{VmWatch, assert_refused, good, invalid_tokens, jwks, log_lines, policy};
+use keys_common::{VmWatch, assert_refused, invalid_tokens, log_lines, policy};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::Stack;
+use support::config::{corp_jwks, corp_token};
 use support::mint::{self, TestKey};
 use support::servers::JwksServer;
 
@@ -58,7 +59,7 @@ impl Fault {
             Fault::ServerError => server.set_status(500),
             Fault::Garbage => server.set_body("<html><body>502 Bad Gateway</body></html>"),
             Fault::Oversize => {
-                let mut set: Value = serde_json::from_str(&jwks()).unwrap();
+                let mut set: Value = serde_json::from_str(&corp_jwks()).unwrap();
                 set["padding"] = json!("x".repeat(10 << 20));
                 server.set_body(&set.to_string());
             }
@@ -70,7 +71,7 @@ impl Fault {
 
     fn repair(self, server: &mut JwksServer) {
         server.set_status(200);
-        server.set_body(&jwks());
+        server.set_body(&corp_jwks());
         server.set_hang(false);
         server.start();
     }
@@ -112,9 +113,9 @@ fn oversize_answers_hangs_and_refused_connections_keep_the_last_good_keys_for_ma
 }
 
 fn run(faults: &[Fault]) {
-    let Some(mut stack) = keys_common::start(JwksServer::new(&jwks()), faults_policy()) else { return };
+    let Some(mut stack) = keys_common::start(JwksServer::new(&corp_jwks()), faults_policy()) else { return };
     let vms = VmWatch::new(&stack.envoy);
-    let cached = good("RS256", TestKey::RsaA, "rsa-a").sign();
+    let cached = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
     let mut checks = Checks { invalid: invalid_tokens(), cached, sent: 0 };
     for fault in faults {
         checks.cycle(&mut stack, *fault);
@@ -136,7 +137,7 @@ impl Checks {
     /// A valid token verified (and cached) many times, and one never seen before.
     fn valid(&mut self, stack: &Stack) -> [(u16, String); 2] {
         self.sent += 1;
-        let fresh = good("ES256", TestKey::P256A, "ec-a").claim("jti", json!(self.sent)).sign();
+        let fresh = corp_token("ES256", TestKey::P256A, "ec-a").claim("jti", json!(self.sent)).sign();
         [&self.cached, &fresh].map(|t| {
             let r = stack.get("/", Some(t));
             (r.status, r.body)
@@ -175,7 +176,7 @@ impl Checks {
         fault.apply(&mut stack.jwks);
         let when = format!("during {fault:?}");
         // An unknown kid waits for at most the (failing) refetch, then is refused.
-        let r = stack.get("/", Some(&good("ES256", TestKey::P256B, "unknown").sign()));
+        let r = stack.get("/", Some(&corp_token("ES256", TestKey::P256B, "unknown").sign()));
         assert_refused(&format!("{when}: unknown kid"), &r);
 
         let expiry = FRESH + MAX_STALE;
@@ -239,15 +240,16 @@ impl Checks {
 fn a_failed_unknown_kid_refetch_refuses_held_requests_at_once() {
     let slow_timeout =
         json!({"http_uri": {"uri": "http://idp/jwks.json", "cluster": "idp", "timeout": "5s"}});
-    let Some(stack) = keys_common::start(JwksServer::new(&jwks()), policy(slow_timeout, json!({}))) else {
+    let Some(stack) = keys_common::start(JwksServer::new(&corp_jwks()), policy(slow_timeout, json!({})))
+    else {
         return;
     };
-    let valid = good("RS256", TestKey::RsaA, "rsa-a").sign();
+    let valid = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
     assert_eq!(stack.get("/", Some(&valid)).status, 200, "first keys");
     let vms = VmWatch::new(&stack.envoy);
 
     stack.jwks.set_status(500);
-    let unknown = good("RS256", TestKey::RsaA, "rotated-away").sign();
+    let unknown = corp_token("RS256", TestKey::RsaA, "rotated-away").sign();
     let fetches = stack.jwks.hits();
     let sent = Instant::now();
     let r = stack.get("/", Some(&unknown));

@@ -50,7 +50,7 @@ fn policy(cache: &str, failed_refetch: &str, hold: &str) -> Value {
 }
 
 fn token(key: TestKey, kid: &str) -> String {
-    Token::new("RS256", key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600).sign()
+    config::corp_token("RS256", key, kid).sign()
 }
 
 /// A request in flight from its own thread: its answer, when it was sent and when answered.
@@ -87,11 +87,6 @@ fn refused_unknown_kid(stack: &Stack, token: &str) -> bool {
 /// How many lines of Envoy's log contain `text`.
 fn log_count(stack: &Stack, text: &str) -> usize {
     stack.envoy.log().matches(text).count()
-}
-
-fn assert_no_wasm_failures(stack: &Stack) {
-    let failures = stack.envoy.wasm_failures();
-    assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
 }
 
 /// One Envoy through a provider's life: it starts before its identity provider (requests are
@@ -195,7 +190,7 @@ fn keys_arrive_late_refresh_once_per_period_rotate_and_survive_failed_refreshes(
     stack.jwks.set_status(200);
     assert!(wait_until(CACHE * 2, || log_count(&stack, "published JWKS version") > before));
     assert!(wait_until(Duration::from_secs(1), || (0..4).all(|_| passes(&stack, &token_a))));
-    assert_no_wasm_failures(&stack);
+    stack.envoy.assert_no_wasm_failures();
 }
 
 /// The identity provider never comes up: a request waits `startup_hold_timeout`, then gets 503
@@ -261,7 +256,7 @@ fn with_the_idp_down_from_the_start_requests_get_503_after_the_hold() {
     stack.jwks.set_body(&jwks(&[(TestKey::RsaA, "rsa-a")]));
     stack.jwks.start();
     assert!(wait_until(Duration::from_secs(8), || passes(&stack, &valid)), "{}", stack.envoy.log());
-    assert_no_wasm_failures(&stack);
+    stack.envoy.assert_no_wasm_failures();
 }
 
 fn assert_unavailable(r: &Response) {

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::config::{AUDIENCE, Filter, ISSUER};
+use support::config::{AUDIENCE, Filter, ISSUER, corp_jwks, corp_token};
 use support::http::{self, Response};
 use support::mint::{self, TestKey, Token};
-use support::{Stack, wait_until};
+use support::{Stack, upstream_headers, wait_until};
 
 const STATUS: &str = "x-jwt-authn-status";
 
@@ -74,20 +74,10 @@ fn metric_names(providers: &[&str]) -> Vec<String> {
 
 // ---- Tokens ----------------------------------------------------------------------------------
 
-fn jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
-
 /// A valid token, unique (its own `jti`) so that the token cache has never seen it.
 fn token() -> Token<'static> {
     static JTI: AtomicUsize = AtomicUsize::new(0);
-    Token::new("RS256", TestKey::RsaA)
-        .kid("rsa-a")
-        .iss(ISSUER)
-        .aud(AUDIENCE)
-        .sub("alice")
-        .exp_in(3600)
-        .claim("jti", json!(JTI.fetch_add(1, Ordering::SeqCst)))
+    corp_token("RS256", TestKey::RsaA, "rsa-a").claim("jti", json!(JTI.fetch_add(1, Ordering::SeqCst)))
 }
 
 fn bearer(token: &str) -> (String, String) {
@@ -158,7 +148,7 @@ struct Observed {
 
 impl Observed {
     fn start(policy: Value, stat_prefix: &str) -> Option<Observed> {
-        let stack = Stack::start(Filter::Wasm, policy, &jwks(), 2)?;
+        let stack = Stack::start(Filter::Wasm, policy, &corp_jwks(), 2)?;
         Some(Observed { stack, prefix: format!("wasmcustom.{stat_prefix}") })
     }
 
@@ -208,12 +198,6 @@ impl Observed {
     fn get(&self, path: &str, headers: &[(String, String)], moved: &[(&str, u64)]) -> Response {
         self.send("GET", path, headers, moved)
     }
-}
-
-/// The headers that reached the upstream, by name: the values of each.
-fn upstream_headers(r: &Response) -> Value {
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["headers"].clone()
 }
 
 /// Every output header forged by the client.

@@ -3,11 +3,11 @@
 //! VM never failed.
 #![allow(dead_code)]
 
-use crate::support::config::{self, AUDIENCE, EnvoyConfig, ISSUER, PROVIDER};
+use crate::support::config::{self, EnvoyConfig, Filter, PROVIDER, corp_token};
 use crate::support::envoy::Envoy;
 use crate::support::http::Response;
-use crate::support::mint::{self, TestKey, Token};
-use crate::support::servers::{EchoUpstream, JwksServer};
+use crate::support::mint::{self, TestKey};
+use crate::support::servers::JwksServer;
 use crate::support::{self, Stack};
 use serde_json::Value;
 use std::time::Duration;
@@ -16,12 +16,7 @@ use std::time::Duration;
 /// test has already set up (headers, per-path bodies) so that even the first fetch sees it.
 /// `None` when Envoy or the module is missing (the test skips; fails with `CI=true`).
 pub fn start(jwks: JwksServer, policy: Value) -> Option<Stack> {
-    support::require_envoy()?;
-    support::require_wasm()?;
-    let upstream = EchoUpstream::new();
-    let yaml = EnvoyConfig::new(policy, jwks.port(), upstream.port()).wasm();
-    let envoy = Envoy::start(&yaml, 2);
-    Some(Stack { envoy, jwks, upstream })
+    Stack::start_on(Filter::Wasm, jwks, 2, |idp, upstream| EnvoyConfig::new(policy, idp, upstream))
 }
 
 /// The filter's log lines that contain `needle`.
@@ -45,16 +40,6 @@ pub fn wait_log(envoy: &Envoy, needle: &str, seen: usize, timeout: Duration) -> 
     })
     .then_some(last)
     .flatten()
-}
-
-/// The key set the IdP serves at the start: an RSA and a P-256 key.
-pub fn jwks() -> String {
-    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
-}
-
-/// A token `corp_policy` accepts, for one hour.
-pub fn good(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
-    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
 }
 
 /// `corp_policy` with these members merged into the provider's `remote_jwks` (e.g. a short
@@ -83,13 +68,13 @@ pub fn merge(into: &mut Value, from: Value) {
 /// by another key, an expired token, one for another audience, and one signed by a 1024-bit key
 /// under a known `kid` (names for messages).
 pub fn invalid_tokens() -> Vec<(&'static str, String)> {
-    let valid = good("RS256", TestKey::RsaA, "rsa-a");
+    let valid = corp_token("RS256", TestKey::RsaA, "rsa-a");
     vec![
         ("tampered", mint::tamper(&valid.sign())),
-        ("forged", good("RS256", TestKey::RsaB, "rsa-a").sign()),
-        ("expired", good("ES256", TestKey::P256A, "ec-a").exp_in(-600).sign()),
-        ("other audience", good("RS256", TestKey::RsaA, "rsa-a").aud("other.example").sign()),
-        ("weak key", good("RS256", TestKey::Rsa1024TooSmall, "rsa-a").sign()),
+        ("forged", corp_token("RS256", TestKey::RsaB, "rsa-a").sign()),
+        ("expired", corp_token("ES256", TestKey::P256A, "ec-a").exp_in(-600).sign()),
+        ("other audience", corp_token("RS256", TestKey::RsaA, "rsa-a").aud("other.example").sign()),
+        ("weak key", corp_token("RS256", TestKey::Rsa1024TooSmall, "rsa-a").sign()),
     ]
 }
 
@@ -97,17 +82,6 @@ pub fn invalid_tokens() -> Vec<(&'static str, String)> {
 pub fn assert_refused(what: &str, r: &Response) {
     assert!(matches!(r.status, 401 | 403 | 503), "{what} got {}: {}", r.status, r.body);
 }
-
-/// Log lines that show the wasm VM failed: a Rust panic, a trap in a `proxy_on_*` callback, or
-/// Envoy giving up on (or reloading) the VM.
-const VM_FAILURE_MARKS: &[&str] = &[
-    "panicked at",
-    "Function: proxy_on_",
-    "Uncaught RuntimeError",
-    "Plugin configured to fail",
-    "wasm vm",
-    "VM failed",
-];
 
 /// Envoy's wasm VMs as first seen: a later snapshot must match (no VM was created again).
 pub struct VmWatch {
@@ -125,13 +99,11 @@ impl VmWatch {
         VmWatch { created: get(CREATED), active: get(ACTIVE) }
     }
 
-    /// Panics when the log shows a VM failure, a VM was created or lost since `new`, or a wasm
-    /// stat counts failures.
+    /// Panics when the log shows a VM failure (`Envoy::wasm_failure_lines`), a VM was created or
+    /// lost since `new`, or a wasm stat counts failures.
     pub fn assert_unbroken(&self, envoy: &Envoy) {
-        let log = envoy.log();
-        let bad: Vec<&str> =
-            log.lines().filter(|l| VM_FAILURE_MARKS.iter().any(|m| l.contains(m))).take(5).collect();
-        assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
+        let bad = envoy.wasm_failure_lines();
+        assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad[..bad.len().min(5)].join("\n"));
         let stats = envoy.stats();
         assert_eq!(stats.get(CREATED), Some(&self.created), "a wasm VM was created again");
         assert_eq!(stats.get(ACTIVE), Some(&self.active), "the number of wasm VMs changed");

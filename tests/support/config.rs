@@ -3,6 +3,7 @@
 //! jwt_authn alike.
 #![allow(dead_code)]
 
+use super::mint::{self, TestKey, Token};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,17 @@ pub fn corp_policy() -> Value {
         },
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}]
     })
+}
+
+/// The key set most tests serve: the fixture keys `RsaA` as `rsa-a` and `P256A` as `ec-a`.
+pub fn corp_jwks() -> String {
+    mint::jwks(&[(TestKey::RsaA, "rsa-a"), (TestKey::P256A, "ec-a")])
+}
+
+/// A token `corp_policy` accepts for an hour on the real clock: `alg` by `key` under `kid`,
+/// issuer `ISSUER`, audience `AUDIENCE`, subject `alice`.
+pub fn corp_token(alg: &str, key: TestKey, kid: &str) -> Token<'static> {
+    Token::new(alg, key).kid(kid).iss(ISSUER).aud(AUDIENCE).sub("alice").exp_in(3600)
 }
 
 /// Which filter authenticates.

@@ -16,6 +16,20 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Log lines shown when a test fails.
 const LOG_TAIL: usize = 200;
 
+/// Text in Envoy's log that shows a wasm VM failed: a Rust panic (`panicked at`), a trap
+/// (`Uncaught RuntimeError`, in a `proxy_on_*` callback), a module or plugin that failed to load,
+/// or Envoy giving up on (or reloading) the VM (`Wasm VM failed`, `Plugin configured to fail`).
+/// Matched anywhere in a line, case-sensitively.
+pub const WASM_FAILURE_MARKS: [&str; 7] = [
+    "panicked",
+    "Uncaught",
+    "Function: proxy_on_",
+    "failed to load",
+    "Plugin configured to fail",
+    "wasm vm",
+    "VM failed",
+];
+
 /// A running Envoy; killed on drop.
 pub struct Envoy {
     child: Child,
@@ -146,20 +160,30 @@ impl Envoy {
         self.stats().get(name).copied()
     }
 
-    /// Evidence that a wasm VM failed: log lines with a trap, a panic or a plugin that failed to
-    /// load, and non-zero `vm_reload*` counters. Empty when healthy. With `FAIL_CLOSED` a failed VM
-    /// changes no stat (it only answers 503), so the log is the witness; with `FAIL_RELOAD` the
-    /// reload counters count failures too.
+    /// Evidence that a wasm VM failed: log lines with one of `WASM_FAILURE_MARKS`, and non-zero
+    /// `vm_reload*` counters. Empty when healthy. With `FAIL_CLOSED` a failed VM changes no stat (it
+    /// only answers 503), so the log is the witness; with `FAIL_RELOAD` the reload counters count
+    /// failures too.
     pub fn wasm_failures(&self) -> Vec<String> {
-        const MARKERS: [&str; 4] = ["Uncaught", "panicked", "Wasm VM failed", "failed to load"];
-        let log = self.log();
-        let lines = log.lines().filter(|l| MARKERS.iter().any(|m| l.contains(m))).map(str::to_string);
+        let lines = self.wasm_failure_lines().into_iter();
         let reloads = self
             .stats()
             .into_iter()
             .filter(|(name, value)| name.starts_with("wasm.") && name.contains(".vm_reload") && *value > 0)
             .map(|(name, value)| format!("{name}: {value}"));
         lines.chain(reloads).collect()
+    }
+
+    /// Panics with the evidence when `wasm_failures` finds any.
+    pub fn assert_no_wasm_failures(&self) {
+        let failures = self.wasm_failures();
+        assert!(failures.is_empty(), "wasm VM failures:\n{}", failures.join("\n"));
+    }
+
+    /// The log lines with one of `WASM_FAILURE_MARKS`.
+    pub fn wasm_failure_lines(&self) -> Vec<String> {
+        let log = self.log();
+        log.lines().filter(|l| WASM_FAILURE_MARKS.iter().any(|m| l.contains(m))).map(String::from).collect()
     }
 
     /// Envoy's log so far (its log file, then anything it wrote to stdout and stderr).

@@ -99,6 +99,16 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The request headers the echo upstream saw (name → every value, see `servers::EchoUpstream`);
+/// panics unless the answer is a 200 (the request passed).
+pub fn upstream_headers(r: &http::Response) -> serde_json::Value {
+    assert_eq!(r.status, 200, "expected to pass, got: {}", r.body);
+    r.json()["headers"].clone()
+}
+
+/// The workers of an Envoy started with `--concurrency 2`, as its stats name them.
+pub const WORKERS: [&str; 2] = ["worker_0", "worker_1"];
+
 /// A JWKS server, an echo upstream and an Envoy between them, for one test. Fields drop in
 /// order: Envoy first, then the servers.
 pub struct Stack {
@@ -148,6 +158,27 @@ impl Stack {
         let yaml = config(jwks.port(), upstream.port()).yaml(filter);
         let envoy = Envoy::start(&yaml, concurrency);
         Some(Stack { envoy, jwks, upstream })
+    }
+
+    /// How many downstream connections `worker` (one of `WORKERS`) has accepted, over all listeners.
+    pub fn connections_served(&self, worker: &str) -> u64 {
+        let suffix = format!(".{worker}.downstream_cx_total");
+        self.envoy.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
+    }
+
+    /// Runs `checks` (a few requests, each on its own connection) again until each of `WORKERS` has
+    /// served some of the connections made since this call, at most 10 rounds, and returns the
+    /// number of rounds. The kernel spreads connections over the workers at random, so a short
+    /// sequence can land on one worker only.
+    pub fn on_both_workers(&self, mut checks: impl FnMut()) -> usize {
+        let before = WORKERS.map(|w| self.connections_served(w));
+        for round in 1..=10 {
+            checks();
+            if WORKERS.iter().zip(before).all(|(w, before)| self.connections_served(w) > before) {
+                return round;
+            }
+        }
+        panic!("10 rounds of checks never reached both workers")
     }
 
     /// GET through Envoy, with an optional bearer token.
