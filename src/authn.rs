@@ -14,7 +14,6 @@ use crate::jwks::KeySet;
 use crate::policy::Policy;
 use crate::requirement::{self, ProviderOutcome, Verdict};
 use crate::verify::{self, Decoded, VerifiedJwt};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -227,11 +226,8 @@ impl Checked {
             Ok(found) => found,
             Err(e) => return refused(env, id, e),
         };
-        let policy = match audiences {
-            Some(a) => Cow::Owned(Policy { audiences: a.to_vec(), ..provider.policy.clone() }),
-            None => Cow::Borrowed(&provider.policy),
-        };
-        let mut triage = match triage(env, request, id, &policy, &found) {
+        let audiences = audiences.unwrap_or(&provider.policy.audiences);
+        let mut triage = match triage(env, request, id, &provider.policy, audiences, &found) {
             Ok(triage) => triage,
             Err(e) => return refused(env, id, e),
         };
@@ -305,11 +301,13 @@ impl Checked {
 
 /// Sorts a provider's tokens without keys: cached ones (claims checked again), tokens of another
 /// issuer, and decoded ones whose signature is still to check. Any other failure refuses.
+/// `audiences`: the rule's (`provider_and_audiences`), else the provider's.
 fn triage<'t>(
     env: &mut Env<'_>,
     request: &Request<'_>,
     id: ProviderId,
     policy: &Policy,
+    audiences: &[String],
     found: &'t [FoundToken],
 ) -> Result<Triage<'t>, AuthnError> {
     let now = request.now_seconds();
@@ -325,7 +323,7 @@ fn triage<'t>(
                     KeyState::Ready(_) => {}
                     KeyState::Pending | KeyState::Unavailable => return Err(AuthnError::KeysUnavailable),
                 }
-                jwt.claims.check(policy, now)?;
+                jwt.claims.check_for(policy, audiences, now)?;
                 triage.verified.push((token.location.clone(), jwt));
                 continue;
             }
@@ -336,7 +334,7 @@ fn triage<'t>(
             Some(None) => env.events.push(Event::CacheMiss(id)),
             None => {}
         }
-        match verify::decode(&token.token, policy, now) {
+        match verify::decode(&token.token, policy, audiences, now) {
             Ok(d) => triage.decoded.push((token, d)),
             Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location.clone()),
             Err(e) => return Err(AuthnError::Jwt(e)),

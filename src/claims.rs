@@ -111,12 +111,18 @@ impl Claims {
     /// Time, issuer, audience and lifetime against the provider policy; `now` is Unix seconds.
     /// The order of the checks is given in the module doc.
     pub fn check(&self, policy: &Policy, now: i64) -> Result<(), JwtError> {
+        self.check_for(policy, &policy.audiences, now)
+    }
+
+    /// [`Claims::check`] with `audiences` in place of the policy's: a rule's
+    /// `provider_and_audiences`, without a copy of the policy per request.
+    pub fn check_for(&self, policy: &Policy, audiences: &[String], now: i64) -> Result<(), JwtError> {
         self.check_issuer(policy.issuer.as_deref())?;
         self.check_time(policy, now)?;
         if let Some(max) = policy.max_lifetime_seconds {
             self.check_lifetime(max)?;
         }
-        self.check_audience(&policy.audiences)
+        self.check_audience(audiences)
     }
 
     /// A claim by name, or by dotted path into nested objects (`realm.roles`); a top-level claim
@@ -143,7 +149,7 @@ impl Claims {
         ["scope", "scp"].iter().filter_map(|k| self.all.get(*k)).flat_map(words).collect()
     }
 
-    /// Audience rule alone (used with per-route audience overrides): Ok when `allowed` is empty,
+    /// Audience rule alone: Ok when `allowed` is empty,
     /// else some token audience must equal an allowed one byte for byte (no case folding, no URL
     /// normalisation).
     pub fn check_audience(&self, allowed: &[String]) -> Result<(), JwtError> {

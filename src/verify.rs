@@ -33,7 +33,7 @@ pub fn verify_with(
     policy: &Policy,
     now: i64,
 ) -> Result<VerifiedJwt, JwtError> {
-    decode(token, policy, now)?.check_signature(crypto, keys)
+    decode(token, policy, &policy.audiences, now)?.check_signature(crypto, keys)
 }
 
 /// A token whose form, header and claims passed, its signature not yet checked.
@@ -42,12 +42,18 @@ pub struct Decoded<'a> {
     claims: Claims,
 }
 
-/// Everything but the signature: the checks that need no keys. A token that names another issuer
-/// fails here with `IssuerNotAllowed` before its times are looked at.
-pub fn decode<'a>(token: &'a str, policy: &Policy, now: i64) -> Result<Decoded<'a>, JwtError> {
+/// Everything but the signature: the checks that need no keys, with `audiences` for the policy's
+/// (see [`Claims::check_for`]). A token that names another issuer fails here with
+/// `IssuerNotAllowed` before its times are looked at.
+pub fn decode<'a>(
+    token: &'a str,
+    policy: &Policy,
+    audiences: &[String],
+    now: i64,
+) -> Result<Decoded<'a>, JwtError> {
     let jws = token::decode_jws(token, policy.algorithms, policy.max_token_bytes)?;
     let claims = Claims::parse(&jws.payload)?;
-    claims.check(policy, now)?;
+    claims.check_for(policy, audiences, now)?;
     Ok(Decoded { jws, claims })
 }
 

@@ -23,7 +23,7 @@ fn check_provider(provider: &Provider, path: &str, headers: &[(String, String)])
             let t = &token.token;
             assert!(!t.is_empty() && t.len() <= locations.max_token_bytes, "{token:?}");
             assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{token:?}");
-            let _ = verify::decode(t, &provider.policy, NOW);
+            let _ = verify::decode(t, &provider.policy, &provider.policy.audiences, NOW);
             let name = match &token.location {
                 Location::Header(n) | Location::Param(n) | Location::Cookie(n) => n,
             };
