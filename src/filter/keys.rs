@@ -1,8 +1,8 @@
 //! A provider's keys in one VM, kept in step with the copy in shared data.
 //!
 //! Shared data holds, per JWKS source, two entries: `<source>#state`, the small `FetchState`
-//! record every VM reads on every tick, and `<source>#keys`, the version number followed by the
-//! JWKS document, read only when the state shows a version this VM has not parsed yet. So the
+//! record every VM reads on every tick, and `<source>#keys`, the JWKS document, read only when
+//! the state shows a version this VM has not parsed yet. So the
 //! request path never copies or parses a JWKS; each VM parses each version once.
 
 use super::host;
@@ -150,11 +150,12 @@ impl ProviderKeys {
         let Some(remote) = self.remote.as_ref().filter(|_| self.state.version != self.version) else {
             return false;
         };
-        let (Some(value), _) = host::shared_get(&remote.keys_key) else { return false };
-        let Some((version, jwks)) = split_version(&value) else { return false };
-        match KeySet::parse(jwks) {
+        let (Some(jwks), _) = host::shared_get(&remote.keys_key) else { return false };
+        match KeySet::parse(&jwks) {
             Ok(ParsedJwks { keys, .. }) => {
-                self.version = version;
+                // The keys may be newer than the state that announces them (a publisher whose
+                // state write lost every CAS), never older: keys are written first.
+                self.version = self.state.version;
                 self.set = Some(adopt(&self.name, keys, crypto));
                 self.warned = Freshness::Fresh;
                 true
@@ -259,15 +260,10 @@ impl ProviderKeys {
         for skipped in &parsed.skipped {
             host::log(LogLevel::Warn, &format!("provider {}: JWKS key skipped: {skipped}", self.name));
         }
-        let published = remote.update_state(|s| {
-            let next = s.succeeded(now, fresh);
-            let mut value = next.version.to_le_bytes().to_vec();
-            value.extend_from_slice(jwks);
-            // Keys first, then the state that announces them: a VM that sees the new version
-            // always finds (at least) that version's keys.
-            host::shared_set(&remote.keys_key, &value, None);
-            Some(next)
-        });
+        // Keys first, then the state that announces them: a VM that sees the new version always
+        // finds (at least) that version's keys.
+        host::shared_set(&remote.keys_key, jwks, None);
+        let published = remote.update_state(|s| Some(s.succeeded(now, fresh)));
         self.metrics.fetch_success.increment();
         if let Some(state) = published {
             host::log(
@@ -343,10 +339,4 @@ fn adopt(provider: &str, mut keys: KeySet, crypto: &dyn Crypto) -> Rc<KeySet> {
         host::log(LogLevel::Warn, &format!("provider {provider}: {note}"));
     }
     Rc::new(keys)
-}
-
-/// Splits a `#keys` value into its version and JWKS document.
-fn split_version(value: &[u8]) -> Option<(u64, &[u8])> {
-    let (version, jwks) = value.split_at_checked(8)?;
-    Some((u64::from_le_bytes(version.try_into().ok()?), jwks))
 }
