@@ -2,8 +2,11 @@
 
 use crate::alg::AlgorithmSet;
 
-/// Default cap on a token's length, checked before any decoding.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Default cap on a token's length, checked before any decoding. A bound keeps a hostile header
+/// from costing base64 and JSON work in proportion to its size (Envoy lets 60 KiB of headers
+/// through by default); 16 KiB passes what real IdPs issue, such as Keycloak access tokens that
+/// carry many group claims (~9 KB), which 8 KiB refused while jwt_authn accepts them.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Default tolerance for `exp`/`nbf`, as jwt_authn's `clock_skew_seconds`.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 

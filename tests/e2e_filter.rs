@@ -124,6 +124,12 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
         assert_eq!(headers["x-jwt-payload"], json!([mint::b64(token.payload_json().as_bytes())]), "{alg}");
     }
 
+    // A Keycloak-style token of ~8.6 KB (a user in many groups) passes at the default size cap.
+    let groups: Vec<String> = (0..220).map(|i| format!("/org/department-{i:03}/team")).collect();
+    let big = rsa().claim("groups", json!(groups)).sign();
+    assert!(big.len() > 8400, "{}", big.len());
+    assert_eq!(stack.get("/hello", Some(&big)).status, 200, "a {}-byte token", big.len());
+
     // Claim values reach the upstream as they are, unless they could break the header.
     for (sub, forwarded) in [("ålice 😀", Some("ålice 😀")), ("alice\r\nx-evil: 1", None), ("a\u{0}b", None)]
     {
@@ -157,7 +163,7 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
         ),
         ("alg none, with a signature", 401, "jwt_alg_not_allowed", rsa().header("alg", json!("none")).sign()),
         ("alg not in the allow-list", 401, "jwt_alg_not_allowed", rsa().header("alg", json!("RS384")).sign()),
-        ("too large", 401, "jwt_too_large", rsa().claim("pad", json!("x".repeat(9000))).sign()),
+        ("too large", 401, "jwt_too_large", rsa().claim("pad", json!("x".repeat(17_000))).sign()),
         ("not a JWT", 401, "jwt_bad_format", "not-a-jwt".to_string()),
     ];
     for (what, status, reason, token) in &refused {
@@ -215,9 +221,9 @@ fn tokens_are_verified_stripped_and_refused_with_rfc_6750_answers() {
     let r = stack.get_with(&format!("/both?access_token={tampered}"), &[("authorization", &auth)]);
     assert_refused(&r, 401, "jwt_bad_signature", "/both", "one good token and one bad");
 
-    // Exactly the requests that should pass reached the upstream: two algorithms, three claim
-    // values, four schemes, two queries, three cookies, two places at once.
-    assert_eq!(stack.upstream.hits(), 2 + 3 + 4 + 2 + 3 + 1);
+    // Exactly the requests that should pass reached the upstream: two algorithms, one big token,
+    // three claim values, four schemes, two queries, three cookies, two places at once.
+    assert_eq!(stack.upstream.hits(), 2 + 1 + 3 + 4 + 2 + 3 + 1);
     assert_healthy(&stack);
 }
 
