@@ -1,0 +1,75 @@
+//! What a provider writes upstream after a token verifies: `forward_payload_header` (with
+//! `pad_forward_payload_header`, a plain flag read with the provider) and `claim_to_headers`.
+
+use super::walk::{Obj, header_name, non_empty};
+use super::{Result, error};
+
+/// `claim_to_headers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToHeader {
+    /// Lower-case.
+    pub header_name: String,
+    /// Dotted path for nested claims, as jwt_authn (`claim.nested.key`); a top-level claim whose
+    /// name contains dots (`https://example.com/roles`) is found first.
+    pub claim_name: String,
+    /// Extension: how the value is written.
+    pub format: ClaimFormat,
+}
+
+/// How a claim becomes a header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimFormat {
+    /// Strings as they are, numbers and booleans as JSON text, arrays of those comma-joined,
+    /// objects as JSON.
+    #[default]
+    Text,
+    /// Always the claim's JSON text.
+    Json,
+}
+
+/// `forward_payload_header`, lower-cased; unset when empty (proto3).
+pub(super) fn parse_forward_payload_header(o: &mut Obj) -> Result<Option<String>> {
+    match o.non_empty_str("forward_payload_header")? {
+        Some(h) => Some(header_name(h, &o.at("forward_payload_header"))).transpose(),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> {
+    o.list("claim_to_headers")?
+        .into_iter()
+        .map(|(path, value)| {
+            let mut c = Obj::new(value, path)?;
+            let header_name = header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
+            let claim_path = c.at("claim_name");
+            let claim_name = non_empty(c.str("claim_name")?.unwrap_or(""), &claim_path)?.to_owned();
+            let format = match c.str("format")? {
+                None | Some("text") => ClaimFormat::Text,
+                Some("json") => ClaimFormat::Json,
+                Some(other) => {
+                    return Err(error(
+                        c.at("format"),
+                        format!("expected \"text\" or \"json\", not {other:?}"),
+                    ));
+                }
+            };
+            c.finish_all_known()?;
+            Ok(ClaimToHeader { header_name, claim_name, format })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{P, assert_refused, with};
+    use serde_json::json;
+
+    #[test]
+    fn output_errors_name_the_field() {
+        #[rustfmt::skip]
+        assert_refused(&[
+            (with(P, "forward_payload_header", json!("x jwt")), "providers.p.forward_payload_header", "header name"),
+            (with(P, "claim_to_headers", json!([{"header_name": "x-sub"}])), "providers.p.claim_to_headers[0].claim_name", "empty"),
+        ]);
+    }
+}
