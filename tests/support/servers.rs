@@ -88,12 +88,7 @@ impl HttpServer {
 
     /// A server on a free port of `private_ports` that is not listening yet: `start` it later.
     pub fn reserve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> io::Result<HttpServer> {
-        let free = private_ports().find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok());
-        let port = match free {
-            Some(port) => port,
-            None => TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port(),
-        };
-        Ok(HttpServer::idle(port, handler))
+        Ok(HttpServer::idle(free_private_port()?, handler))
     }
 
     fn idle(port: u16, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HttpServer {
@@ -172,6 +167,15 @@ impl HttpServer {
             }
         });
         self.running = Some(Running { stop, thread });
+    }
+}
+
+/// A port of `private_ports` free now, for a server (of this process or a child) that listens on
+/// it later, or goes down and comes back on it.
+pub fn free_private_port() -> io::Result<u16> {
+    match private_ports().find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok()) {
+        Some(port) => Ok(port),
+        None => Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port()),
     }
 }
 
