@@ -206,9 +206,7 @@ fn run_out_of_scope(group: &Value) -> Tally {
 
 #[test]
 fn json_web_signature_test() {
-    let Some(vectors) = wycheproof::load(FILE) else {
-        return;
-    };
+    let vectors = wycheproof::load(FILE);
     let (mut in_scope, mut out_of_scope_total) = (Tally::default(), Tally::default());
     let mut left_out = Vec::new();
     for (index, group) in wycheproof::groups(&vectors).iter().enumerate() {

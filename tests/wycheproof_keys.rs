@@ -1,10 +1,6 @@
-//! Wycheproof vectors through the public API of `jwks` and `crypto`:
-//! - `json_web_key_test.json`: key sets that must be refused (or, tc 5, accepted);
-//! - `ecdsa_secp256r1_sha256_p1363_test.json` as ES256 (raw R||S, as in a JWS);
-//! - `rsa_signature_{2048,4096}_sha256_test.json` as RS256.
-//!
-//! Keys always enter through `KeySet::parse` (the vectors carry JWKs), so the key parser and the
-//! signature backend are tested together. Run with `-- --nocapture` to see the per-file counts.
+//! Wycheproof `json_web_key_test.json` through the public API of `jwks` and `crypto`: key sets
+//! that must be refused (or, tc 5, accepted). The signature suites, with keys from their JWKs, are
+//! in `wycheproof_signatures.rs`. Run with `-- --nocapture` to see the counts.
 
 #[path = "common/wycheproof.rs"]
 mod wycheproof;
@@ -13,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_authn_wasm::alg::Algorithm;
 use jwt_authn_wasm::crypto::{Crypto, RustCrypto};
-use jwt_authn_wasm::jwks::{Jwk, JwksError, KeySet, KeySkip, PublicKey};
-use serde_json::{Value, json};
+use jwt_authn_wasm::jwks::{Jwk, JwksError, KeySet, KeySkip};
+use serde_json::Value;
 use wycheproof::{Expected, Tally};
 
 /// Verifies a compact JWS against a JWKS document the way the filter will: parse the set,
@@ -57,9 +53,7 @@ fn has_oct_key(set: &Value) -> bool {
 
 #[test]
 fn json_web_key_test() {
-    let Some(vectors) = wycheproof::load("json_web_key_test.json") else {
-        return;
-    };
+    let vectors = wycheproof::load("json_web_key_test.json");
     let mut in_scope = Tally::default();
     let mut out_of_scope = Tally::default();
     let mut out_of_scope_groups = Vec::new();
@@ -123,95 +117,4 @@ fn assert_private_set_refused(private: &Value) {
         panic!("a private key set was accepted: {private}");
     };
     assert!(skipped.iter().all(|s| s.reason == KeySkip::PrivateKeyMaterial), "{skipped:?}");
-}
-
-/// One key, from the group's JWK, through the public parser.
-fn key_from_jwk(jwk: &Value) -> Result<Jwk, String> {
-    let jwks = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
-    let parsed = KeySet::parse(&jwks).map_err(|e| e.to_string())?;
-    Ok(parsed.keys.iter().next().unwrap().clone())
-}
-
-/// Runs every case of a signature file with `alg`; `jwk_of` gives the group's key as a JWK and
-/// `same_key` cross-checks the key built from it against the group's other encoding.
-fn signature_file(file: &str, alg: Algorithm, jwk_of: fn(&Value) -> Value, same_key: fn(&Value, &PublicKey)) {
-    let Some(vectors) = wycheproof::load(file) else {
-        return;
-    };
-    let mut tally = Tally::default();
-    for group in wycheproof::groups(&vectors) {
-        let tests = group["tests"].as_array().unwrap();
-        let key = match key_from_jwk(&jwk_of(group)) {
-            Ok(key) => key,
-            Err(why) => {
-                tests.iter().for_each(|_| tally.skip(&format!("key refused: {why}")));
-                continue;
-            }
-        };
-        same_key(group, &key.key);
-        // The SPKI built for the host is byte for byte Wycheproof's DER encoding of the key.
-        let der = wycheproof::hex(group["publicKeyDer"].as_str().unwrap());
-        assert_eq!(key.spki(), Some(&der[..]), "{file}: SPKI");
-        for test in tests {
-            let expected = Expected::of(test);
-            let msg = wycheproof::hex(test["msg"].as_str().unwrap());
-            let sig = wycheproof::hex(test["sig"].as_str().unwrap());
-            let accepted = RustCrypto.verify(alg, &key, &msg, &sig).is_ok();
-            // "acceptable" (here only MissingNull in RSA DigestInfo) gets the strict answer: refused.
-            assert_eq!(
-                accepted,
-                expected.must_accept(),
-                "{file} tc {} {:?} {}",
-                test["tcId"],
-                expected,
-                test["comment"]
-            );
-            tally.record(expected, accepted);
-        }
-    }
-    println!("{file} via {alg}: {tally}");
-    assert!(tally.skipped.is_empty(), "{file}: keys refused: {:?}", tally.skipped);
-}
-
-fn uncompressed_point(group: &Value) -> Vec<u8> {
-    wycheproof::hex(group["publicKey"]["uncompressed"].as_str().unwrap())
-}
-
-/// The group's `publicKeyJwk`; 10 groups (tc 253-262) have none, so it is built from the point.
-fn ec_jwk(group: &Value) -> Value {
-    if group["publicKeyJwk"].is_object() {
-        return group["publicKeyJwk"].clone();
-    }
-    let point = uncompressed_point(group);
-    let (x, y) = point[1..].split_at(32);
-    json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
-}
-
-#[test]
-fn ecdsa_p256_p1363_as_es256() {
-    signature_file("ecdsa_secp256r1_sha256_p1363_test.json", Algorithm::ES256, ec_jwk, |group, key| {
-        let direct = p256::ecdsa::VerifyingKey::from_sec1_bytes(&uncompressed_point(group)).unwrap();
-        assert_eq!(key, &PublicKey::P256(direct));
-    });
-}
-
-fn rsa_jwk(group: &Value) -> Value {
-    group["keyJwk"].clone()
-}
-
-fn same_rsa_key(group: &Value, key: &PublicKey) {
-    use rsa::pkcs8::DecodePublicKey;
-    let der = wycheproof::hex(group["publicKeyDer"].as_str().unwrap());
-    let direct = rsa::PublicKey::from_public_key_der(&der).unwrap();
-    assert_eq!(key, &PublicKey::Rsa(direct));
-}
-
-#[test]
-fn rsa_2048_pkcs1_sha256_as_rs256() {
-    signature_file("rsa_signature_2048_sha256_test.json", Algorithm::RS256, rsa_jwk, same_rsa_key);
-}
-
-#[test]
-fn rsa_4096_pkcs1_sha256_as_rs256() {
-    signature_file("rsa_signature_4096_sha256_test.json", Algorithm::RS256, rsa_jwk, same_rsa_key);
 }
