@@ -1,7 +1,8 @@
 //! Host crypto against pure Rust, vector by vector, inside a real Envoy 1.40: every Wycheproof
 //! signature group the host handles (`common/signatures.rs`: RS256/384/512 from 2048 to 8192
 //! bits, ES256, ES384, and the RSA and P-256/P-384 groups no algorithm of the filter has), and
-//! the JWS files (`json_web_signature_test.json`, `json_web_key_test.json`). None of these can
+//! the JWS files (`json_web_signature_test.json`, `json_web_key_test.json`,
+//! `json_web_crypto_test.json`). None of these can
 //! travel as a JWT through the filter (messages are not JWS signing inputs, payloads not claim
 //! sets), so they go through the test-only probe module (`tests/host-probe`, built by `make
 //! probe`), which runs the filter's own `HostCrypto`. For every vector:
@@ -148,8 +149,8 @@ fn signature_vectors() -> Vec<Vector> {
     out
 }
 
-/// A JWS file: the groups with a public RSA/EC/OKP set (the HMAC groups never reach a signature
-/// backend). Each token is split here without the filter's form checks (which are stricter than
+/// A JWS file: the groups with a public RSA/EC/OKP set (the HMAC and JWE groups, which have none,
+/// never reach a signature backend). Each token is split here without the filter's form checks (which are stricter than
 /// Wycheproof in places, e.g. an empty payload, and are tested elsewhere), so that every signature
 /// Wycheproof judges reaches the backends. A token that is not three base64url segments with a
 /// JSON header reaches no backend: it is counted, and must be one Wycheproof refuses. An `alg` this
@@ -226,6 +227,7 @@ fn host_and_rust_agree_on_every_vector() {
     let mut vectors = signature_vectors();
     vectors.extend(jws_vectors("json_web_signature_test.json", &mut counts));
     vectors.extend(jws_vectors("json_web_key_test.json", &mut counts));
+    vectors.extend(jws_vectors("json_web_crypto_test.json", &mut counts));
 
     let yaml = EnvoyConfig::new(json!({}), 9, 9).wasm_path(&probe).yaml(Filter::Wasm);
     let envoy = Envoy::start(&yaml, 1);

@@ -1,13 +1,15 @@
-//! Wycheproof `json_web_signature_test.json` through the public API: every compact JWS goes through
-//! `token::decode_jws` (all algorithms allowed) and `verify::check_signature`, with the group's public
-//! JWK, parsed by `KeySet::parse`, as the whole key set. The payloads are not JWT claim sets ("foo",
-//! RFC 7520's text), so `verify::verify` is not used here: `tests/verify_rules.rs` covers claims.
+//! Wycheproof `json_web_signature_test.json` and `json_web_crypto_test.json` through the public
+//! API: every JWS goes through `token::decode_jws` (all algorithms allowed) and
+//! `verify::check_signature`, with the group's public JWK, parsed by `KeySet::parse`, as the whole
+//! key set. The payloads are not JWT claim sets ("foo", RFC 7520's text), so `verify::verify` is not
+//! used here: `tests/verify_rules.rs` covers claims.
 //!
-//! Scope (`SOURCES.md`): groups with an `oct` key (HS256) or a P-521 key (ES512) are out of scope.
-//! For those the test shows that the key is skipped by `KeySet::parse` and that every token is
-//! refused by `decode_jws` already, before any key is looked up, and it names the groups it leaves
-//! out. The file has no "acceptable" cases (Tally would count them as refused, the strict answer).
-//! Where this verifier's policy refuses a Wycheproof "valid" case, `POLICY_REFUSALS` says which rule.
+//! Scope: groups with an `oct` key (HS256), a P-521 key (ES512) or JWE tokens are out of scope.
+//! For those the test shows that the signing keys are skipped by `KeySet::parse` and that every
+//! token is refused by `decode_jws` already, before any key is looked up, and it names the groups
+//! it leaves out. The files have no "acceptable" cases (Tally would count them as refused, the
+//! strict answer). Where this verifier's policy refuses a Wycheproof "valid" case,
+//! `File::policy_refusals` says which rule.
 //!
 //! Run with `-- --nocapture` to see the per-group counts and refusal reasons.
 
@@ -23,10 +25,26 @@ use jwt_authn_wasm::{token, verify};
 use serde_json::{Value, json};
 use wycheproof::{Expected, Tally};
 
-const FILE: &str = "json_web_signature_test.json";
+/// A JWS file, with what is pinned for it (tc ids are per file).
+struct File {
+    name: &'static str,
+    /// Wycheproof "valid" cases that this verifier refuses by its policy, and the rule that decides.
+    policy_refusals: &'static [(u64, JwtError, &'static str)],
+    /// Refusal reasons pinned where the reason itself is the point (the other cases only need to
+    /// be refused; the per-group counts show their reasons).
+    reasons: &'static [(u64, JwtError)],
+    /// How many groups are out of scope.
+    groups_left_out: usize,
+}
 
-/// Wycheproof "valid" cases that this verifier refuses by its policy, and the rule that decides.
-const POLICY_REFUSALS: [(u64, JwtError, &str); 8] = [
+const SIGNATURE_FILE: File = File {
+    name: "json_web_signature_test.json",
+    policy_refusals: &SIGNATURE_POLICY_REFUSALS,
+    reasons: &SIGNATURE_REASONS,
+    groups_left_out: 6,
+};
+
+const SIGNATURE_POLICY_REFUSALS: [(u64, JwtError, &str); 8] = [
     // Rule 1: three non-empty segments. A JWT payload is a JSON object, never empty.
     (259, JwtError::BadFormat, "rule 1: empty payload segment (RS256)"),
     (264, JwtError::BadFormat, "rule 1: empty payload segment (RS384)"),
@@ -41,9 +59,7 @@ const POLICY_REFUSALS: [(u64, JwtError, &str); 8] = [
     (350, JwtError::NoMatchingKey, "rule 5: JWK alg PS256, token alg PS384"),
 ];
 
-/// Refusal reasons pinned where the reason itself is the point (the other cases only need to be
-/// refused; the per-group counts show their reasons).
-const REASONS: [(u64, JwtError); 14] = [
+const SIGNATURE_REASONS: [(u64, JwtError); 14] = [
     (17, JwtError::JsonSerialization), // a valid JWS in the JSON serialization
     (25, JwtError::UnknownKid),        // modified header: kid "Xid-ec-sign"
     (31, JwtError::AlgNotAllowed),     // HS256 with the EC public key's bytes as the MAC key
@@ -61,10 +77,34 @@ const REASONS: [(u64, JwtError); 14] = [
     (401, JwtError::BadSignature), // r = s = n
 ];
 
+/// JWS and JWE, compact and JSON: the same attacks as above on other keys, and encrypted tokens.
+const CRYPTO_FILE: File = File {
+    name: "json_web_crypto_test.json",
+    policy_refusals: &[],
+    reasons: &[
+        (31, JwtError::AlgNotAllowed), // HS256 with the EC public key's bytes as the MAC key
+        (32, JwtError::BadSignature),  // signed by the attacker's key, embedded as `jwk`
+        (50, JwtError::Jwe),           // a valid JWE (AES key wrap)
+        (66, JwtError::JsonSerialization), // a valid JWE in the JSON serialization
+        (67, JwtError::Jwe),           // a valid JWE (ECDH-ES)
+    ],
+    groups_left_out: 5,
+};
+
 /// Decodes one compact JWS and checks its signature against `keys`.
 fn check(jws: &str, keys: &KeySet) -> Result<(), JwtError> {
     let jws = token::decode_jws(jws, AlgorithmSet::all(), DEFAULT_MAX_TOKEN_BYTES)?;
     verify::check_signature(&RustCrypto, &jws, keys)
+}
+
+/// The reasons `KeySet::parse` skips the keys of `key` (one JWK, or a set) for.
+fn skips(key: &Value) -> Vec<KeySkip> {
+    let set = if key["keys"].is_array() { key.clone() } else { json!({ "keys": [key] }) };
+    match KeySet::parse(&serde_json::to_vec(&set).unwrap()) {
+        Ok(parsed) => parsed.skipped.iter().map(|s| s.reason).collect(),
+        Err(JwksError::NoUsableKey(skipped)) => skipped.iter().map(|s| s.reason).collect(),
+        Err(e) => panic!("{key}: {e}"),
+    }
 }
 
 /// A one-key set through the public parser: the set, or why the key was skipped.
@@ -91,15 +131,23 @@ fn without(jwk: &Value, members: &[&str]) -> Value {
     jwk
 }
 
-/// The group's key: the public one, or, for the HMAC groups, the secret one (their only key).
+/// The group's key (or key set): the public one, or, for the HMAC and JWE groups, the secret one
+/// (their only key).
 fn group_key(group: &Value) -> &Value {
     if group["public"].is_object() { &group["public"] } else { &group["private"] }
+}
+
+fn is_jwe(group: &Value) -> bool {
+    cases(group).iter().any(|test| test.get("jwe").is_some())
 }
 
 /// Why a group is out of scope, or `None` when it is in scope.
 fn out_of_scope(group: &Value) -> Option<&'static str> {
     let key = group_key(group);
-    if key["kty"] == "oct" {
+    let has_oct = |key: &Value| key["kty"] == "oct";
+    if is_jwe(group) {
+        Some("JWE: an encrypted token, never a signed one")
+    } else if has_oct(key) || key["keys"].as_array().is_some_and(|keys| keys.iter().any(has_oct)) {
         Some("HMAC (HS256, oct key): a shared secret has no place in a public key set")
     } else if key["crv"] == "P-521" {
         Some("ES512 on P-521: not supported")
@@ -116,8 +164,10 @@ fn tc(test: &Value) -> u64 {
     test["tcId"].as_u64().unwrap()
 }
 
-fn jws(test: &Value) -> &str {
-    test["jws"].as_str().unwrap()
+/// The token: a compact serialization as it is, a JSON serialization as its text.
+fn jws(test: &Value) -> String {
+    let token = if test.get("jwe").is_some() { &test["jwe"] } else { &test["jws"] };
+    token.as_str().map_or_else(|| token.to_string(), str::to_owned)
 }
 
 fn group_name(index: usize, group: &Value) -> String {
@@ -127,14 +177,15 @@ fn group_name(index: usize, group: &Value) -> String {
 }
 
 /// Asserts a pinned reason, if the case has one.
-fn assert_pinned_reason<T: std::fmt::Debug>(test: &Value, outcome: &Result<T, JwtError>) {
-    if let Some((_, reason)) = REASONS.iter().find(|(id, _)| *id == tc(test)) {
+fn assert_pinned_reason<T: std::fmt::Debug>(file: &File, test: &Value, outcome: &Result<T, JwtError>) {
+    if let Some((_, reason)) = file.reasons.iter().find(|(id, _)| *id == tc(test)) {
         assert_eq!(outcome.as_ref().err(), Some(reason), "tc {} {}", tc(test), test["comment"]);
     }
 }
 
-/// An in-scope group: each case is refused or accepted as Wycheproof says, but for `POLICY_REFUSALS`.
-fn run_in_scope(group: &Value) -> Tally {
+/// An in-scope group: each case is refused or accepted as Wycheproof says, but for the file's
+/// policy refusals.
+fn run_in_scope(file: &File, group: &Value) -> Tally {
     let key = &group["public"];
     let mut tally = Tally::default();
     let keys = match key_set(key) {
@@ -143,15 +194,15 @@ fn run_in_scope(group: &Value) -> Tally {
     };
     for test in cases(group) {
         let expected = Expected::of(test);
-        let outcome = check(jws(test), &keys);
-        match POLICY_REFUSALS.iter().find(|(id, ..)| *id == tc(test)) {
+        let outcome = check(&jws(test), &keys);
+        match file.policy_refusals.iter().find(|(id, ..)| *id == tc(test)) {
             Some((_, reason, rule)) => {
                 assert_eq!(expected, Expected::Valid, "tc {}", tc(test));
                 assert_eq!(outcome, Err(*reason), "tc {}: {rule}", tc(test));
                 if *reason == JwtError::NoMatchingKey {
                     // Only the key's binding refuses it: without its `alg` the key verifies the token.
                     let unbound = key_set(&without(key, &["alg"])).unwrap();
-                    assert_eq!(check(jws(test), &unbound), Ok(()), "tc {}", tc(test));
+                    assert_eq!(check(&jws(test), &unbound), Ok(()), "tc {}", tc(test));
                 }
             }
             None => assert_eq!(
@@ -163,72 +214,83 @@ fn run_in_scope(group: &Value) -> Tally {
                 test["comment"]
             ),
         }
-        assert_pinned_reason(test, &outcome);
+        assert_pinned_reason(file, test, &outcome);
         tally.outcome(expected, &outcome);
     }
     tally
 }
 
-/// The encryption-key groups (`use: enc`, `key_ops: [encrypt]`): the key is skipped, so there is no
-/// key to verify with, and every case is refused. Only the intended use refuses them: the same key
-/// without `use`/`key_ops` verifies each token.
+/// The groups whose key is skipped, so there is no key to verify with and every case is refused:
+/// the encryption keys (`use: enc`, `key_ops: [encrypt]`), where only the intended use refuses
+/// them (the same key without `use`/`key_ops` verifies each token), and the ROCA-weak key.
 fn run_with_refused_key(group: &Value, skip: KeySkip) -> Tally {
-    assert!(matches!(skip, KeySkip::UseNotSig | KeySkip::KeyOpsWithoutVerify), "{skip}");
-    let signing_key = key_set(&without(&group["public"], &["use", "key_ops"])).unwrap();
+    let signing_key = match skip {
+        KeySkip::UseNotSig | KeySkip::KeyOpsWithoutVerify => {
+            Some(key_set(&without(&group["public"], &["use", "key_ops"])).unwrap())
+        }
+        KeySkip::RsaRocaVulnerable => None,
+        other => panic!("{}: key skipped: {other}", group["comment"]),
+    };
     let mut tally = Tally::default();
     for test in cases(group) {
         let expected = Expected::of(test);
         assert!(!expected.must_accept(), "tc {}", tc(test));
-        assert_eq!(check(jws(test), &signing_key), Ok(()), "tc {}", tc(test));
+        if let Some(signing_key) = &signing_key {
+            assert_eq!(check(&jws(test), signing_key), Ok(()), "tc {}", tc(test));
+        }
         tally.outcome(expected, &Err(format!("key skipped: {skip}")));
     }
     tally
 }
 
-/// An out-of-scope group: its key is skipped and every token is refused before a key is needed.
-fn run_out_of_scope(group: &Value) -> Tally {
-    let skip = key_set(group_key(group)).err();
-    // The ES521 groups give the key `"alg": "ES521"`, an unknown name, which is checked before the
-    // curve; RFC 7520's own P-521 key (no alg) is skipped as unsupported_curve in rfc_vectors.rs.
-    assert!(
-        matches!(skip, Some(KeySkip::SymmetricKey | KeySkip::UnsupportedCurve | KeySkip::UnknownAlg)),
-        "{skip:?}"
-    );
+/// An out-of-scope group: its signing keys are skipped (a JWE group's key is a decryption key,
+/// never in a JWKS) and every token is refused before a key is needed.
+fn run_out_of_scope(file: &File, group: &Value) -> Tally {
+    if !is_jwe(group) {
+        let skips = skips(group_key(group));
+        // The ES521 groups give the key `"alg": "ES521"`, an unknown name, which is checked before
+        // the curve; RFC 7520's own P-521 key (no alg) is skipped as unsupported_curve in
+        // rfc_vectors.rs. A mixed set keeps its EC key: only the oct key is skipped.
+        let expected = |s: &KeySkip| {
+            matches!(s, KeySkip::SymmetricKey | KeySkip::UnsupportedCurve | KeySkip::UnknownAlg)
+        };
+        assert!(!skips.is_empty() && skips.iter().all(expected), "{skips:?}");
+    }
     let mut tally = Tally::default();
     for test in cases(group) {
-        let outcome = token::decode_jws(jws(test), AlgorithmSet::all(), DEFAULT_MAX_TOKEN_BYTES).map(|_| ());
+        let outcome = token::decode_jws(&jws(test), AlgorithmSet::all(), DEFAULT_MAX_TOKEN_BYTES).map(|_| ());
         assert!(outcome.is_err(), "tc {} decoded", tc(test));
-        assert_pinned_reason(test, &outcome);
+        assert_pinned_reason(file, test, &outcome);
         tally.outcome(Expected::of(test), &outcome);
     }
     tally
 }
 
-#[test]
-fn json_web_signature_test() {
-    let vectors = wycheproof::load(FILE);
+fn run_file(file: &File) {
+    let vectors = wycheproof::load(file.name);
+    let file_name = file.name;
     let (mut in_scope, mut out_of_scope_total) = (Tally::default(), Tally::default());
     let mut left_out = Vec::new();
     for (index, group) in wycheproof::groups(&vectors).iter().enumerate() {
         let name = group_name(index, group);
         let tally = match out_of_scope(group) {
             None => {
-                let tally = run_in_scope(group);
+                let tally = run_in_scope(file, group);
                 in_scope.absorb(&tally);
                 tally
             }
             Some(why) => {
                 left_out.push(format!("{name}: {why}"));
-                let tally = run_out_of_scope(group);
+                let tally = run_out_of_scope(file, group);
                 out_of_scope_total.absorb(&tally);
                 tally
             }
         };
-        eprintln!("{FILE} {name}: {tally}");
+        eprintln!("{file_name} {name}: {tally}");
     }
-    eprintln!("{FILE}, in scope: {in_scope}");
-    eprintln!("{FILE}, out of scope, all refused: {out_of_scope_total}");
-    eprintln!("{FILE}, groups left out:\n  {}", left_out.join("\n  "));
+    eprintln!("{file_name}, in scope: {in_scope}");
+    eprintln!("{file_name}, out of scope, all refused: {out_of_scope_total}");
+    eprintln!("{file_name}, groups left out:\n  {}", left_out.join("\n  "));
 
     // Every in-scope "valid" case is accepted, but the policy refusals; nothing else is.
     let valid_in_scope = wycheproof::groups(&vectors)
@@ -237,11 +299,21 @@ fn json_web_signature_test() {
         .flat_map(cases)
         .filter(|t| Expected::of(t) == Expected::Valid)
         .count();
-    assert_eq!(in_scope.accepted, valid_in_scope - POLICY_REFUSALS.len());
+    assert_eq!(in_scope.accepted, valid_in_scope - file.policy_refusals.len());
     assert_eq!(out_of_scope_total.accepted, 0);
     assert_eq!(
         in_scope.accepted + in_scope.refused + out_of_scope_total.refused,
         wycheproof::tests(&vectors).count()
     );
-    assert_eq!(left_out.len(), 6, "{left_out:?}");
+    assert_eq!(left_out.len(), file.groups_left_out, "{left_out:?}");
+}
+
+#[test]
+fn json_web_signature_test() {
+    run_file(&SIGNATURE_FILE);
+}
+
+#[test]
+fn json_web_crypto_test() {
+    run_file(&CRYPTO_FILE);
 }
