@@ -22,7 +22,7 @@ use signatures::{Case, Group, Plan, Rule, SUITES, Scheme};
 use std::time::Instant;
 use wycheproof::Tally;
 
-/// Why an invalid case of a refused group is not run here (see `Group::judged`).
+/// Why an invalid case of a refused group is not tried (see `Group::judged`).
 const NOT_JUDGED: &str = "invalid under parameters no JWS algorithm has";
 
 /// The filter's signature step for a one-key set: the candidates for `alg`, and the first that
@@ -69,7 +69,7 @@ fn run_group(group: &Group, tally: &mut Tally) {
     let keys = key_set(group);
     for case in &group.cases {
         if !group.judged(case) {
-            tally.skip(NOT_JUDGED);
+            tally.not_tried(NOT_JUDGED);
             continue;
         }
         let label = group.label(case);
@@ -105,7 +105,7 @@ fn run_scheme(scheme: Scheme) {
         total.absorb(&tally);
     }
     eprintln!("{scheme:?} suites (pure Rust), all files: {total}");
-    assert!(total.skipped.keys().all(|why| why == NOT_JUDGED), "{:?}", total.skipped);
+    assert!(total.not_tried.keys().all(|why| why == NOT_JUDGED), "{:?}", total.not_tried);
     assert!(total.accepted > 0, "{scheme:?}: nothing accepted");
 }
 

@@ -82,8 +82,8 @@ pub struct Tally {
     pub refused: usize,
     /// Refused "acceptable" cases (also counted in `refused`).
     pub acceptable_refused: usize,
-    /// Cases not run, by reason.
-    pub skipped: BTreeMap<String, usize>,
+    /// Cases not tried, by reason (Wycheproof's verdict says nothing about the filter there).
+    pub not_tried: BTreeMap<String, usize>,
     /// Refused cases by reason, when recorded through `outcome`.
     pub refusals: BTreeMap<String, usize>,
     /// Valid or acceptable cases refused because no algorithm the filter takes has their
@@ -107,8 +107,8 @@ impl Tally {
         *self.policy.entry(rule.to_owned()).or_default() += 1;
     }
 
-    pub fn skip(&mut self, why: &str) {
-        *self.skipped.entry(why.to_owned()).or_default() += 1;
+    pub fn not_tried(&mut self, why: &str) {
+        *self.not_tried.entry(why.to_owned()).or_default() += 1;
     }
 
     /// Records a case's outcome, counting a refusal under its reason.
@@ -125,7 +125,7 @@ impl Tally {
         self.refused += other.refused;
         self.acceptable_refused += other.acceptable_refused;
         for (mine, theirs) in [
-            (&mut self.skipped, &other.skipped),
+            (&mut self.not_tried, &other.not_tried),
             (&mut self.refusals, &other.refusals),
             (&mut self.policy, &other.policy),
         ] {
@@ -154,10 +154,8 @@ impl fmt::Display for Tally {
             let rules: Vec<String> = self.policy.iter().map(|(rule, n)| format!("{n}: {rule}")).collect();
             write!(f, ", refused by policy {} [{}]", self.policy.values().sum::<usize>(), rules.join("; "))?;
         }
-        let skipped: usize = self.skipped.values().sum();
-        write!(f, ", skipped {skipped}")?;
-        for (why, n) in &self.skipped {
-            write!(f, " [{n}: {why}]")?;
+        for (why, n) in &self.not_tried {
+            write!(f, ", not tried {n} ({why})")?;
         }
         Ok(())
     }
