@@ -5,9 +5,10 @@
 //! Keys always enter through `KeySet::parse` (the groups' JWKs), so the key parser and the backend
 //! are tested together, and the key built from a JWK is checked against Wycheproof's DER. In a group
 //! with a JWS algorithm each case gets Wycheproof's verdict (the strict one for "acceptable"); in a
-//! refused group every case is refused under each algorithm a token could name, with the rule's
-//! reason. `e2e_hostcrypto.rs` runs the same groups through Envoy's crypto. Run with
-//! `-- --nocapture` to see the counts per file.
+//! refused group every valid or acceptable case is refused under each algorithm of its scheme a
+//! token could name, for the rule's reason (`Group::judged` says why invalid ones are not tried).
+//! `e2e_hostcrypto.rs` runs the same groups through Envoy's crypto. Run with `-- --nocapture` to
+//! see the counts per file.
 
 #[path = "common/signatures.rs"]
 mod signatures;
