@@ -5,8 +5,9 @@
 //!
 //! `policy_replaced_under_load_*`: a new policy pushed under load applies within seconds, with no
 //! 5xx and nothing let in that both policies refuse. `keys_moved_*`: a provider's JWKS moves to
-//! another cluster and key set (the old keys are refused after it, the new ones accepted), then
-//! invalid pushes are refused by Envoy and the policy in force stays.
+//! another cluster and key set (the old keys are refused after it, the new ones accepted, the old
+//! source is no longer fetched), then invalid pushes are refused by Envoy and the policy in force
+//! stays. `requests_held_*`: requests waiting for keys when an update comes are still answered.
 
 mod support;
 
@@ -257,8 +258,8 @@ fn moved_policy() -> Value {
 
 /// A provider's keys move to another cluster and another key set, in one update: afterwards
 /// tokens of the old keys are refused (even one whose `kid` the new set reuses for another key,
-/// and one the filter had verified and cached before), and tokens of the new keys pass, on both
-/// workers. Then three invalid pushes: a misspelt field and a requirement naming no provider
+/// and one the filter had verified and cached before), tokens of the new keys pass, on both
+/// workers, and the old source is no longer fetched. Then three invalid pushes: a misspelt field and a requirement naming no provider
 /// (the filter refuses its configuration), and an unknown wasm runtime (Envoy refuses the
 /// resource). Envoy 1.40 rejects each (`update_rejected`) and keeps the policy in force: the new
 /// keys still pass and no request without a token reaches the upstream.
@@ -337,4 +338,37 @@ fn keys_moved_to_another_cluster_apply_and_invalid_pushes_keep_the_policy_in_for
         "idp still fetched: {idp_hits} -> {}",
         ecds.stack.jwks.hits()
     );
+}
+
+/// Requests held for keys when an update comes (the first config's JWKS server never answers)
+/// stay with the config they started under: its root context lives on while they do and
+/// answers them 503 at the end of its `startup_hold_timeout`, while new requests already pass
+/// under the new config. None hangs, none passes.
+#[test]
+fn requests_held_for_keys_across_an_update_are_answered_by_their_own_config() {
+    let mut first = moved_policy();
+    first["startup_hold_timeout"] = json!("3s");
+    let Some(ecds) = Ecds::start(first, &moved_jwks()) else { return };
+    ecds.idp2.set_hang(true);
+    let (port, began) = (ecds.stack.envoy.port(), Instant::now());
+    let token = corp_token("RS256", TestKey::RsaB, "rsa-a").sign();
+    let held: Vec<_> = (0..4)
+        .map(|_| {
+            let token = token.clone();
+            thread::spawn(move || (send(port, "held", Some(&token)), began.elapsed()))
+        })
+        .collect();
+    let active = || ecds.stack.envoy.stat("http.ingress_http.downstream_rq_active");
+    assert!(wait_until(Duration::from_secs(5), || active() == Some(4)), "held: {:?}", active());
+
+    assert_eq!(ecds.push(config::corp_policy()), Push::Accepted);
+    let corp = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
+    assert_eq!(ecds.get("after", Some(&corp)).0, 200, "the new config serves while the old holds");
+    for h in held {
+        let (answer, at) = h.join().unwrap();
+        let r = answer.unwrap_or_else(|e| panic!("a held request failed: {e}"));
+        assert_eq!((r.status, r.body.as_str()), (503, "jwks_unavailable"), "held");
+        assert!(at >= Duration::from_secs(3) && at < Duration::from_secs(10), "answered after {at:?}");
+    }
+    assert!(!ecds.upstream_kinds().contains_key("held"));
 }
