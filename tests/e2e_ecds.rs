@@ -103,6 +103,9 @@ const KINDS: [&str; 5] = ["old", "new", "forged", "neither", "missing"];
 /// Kinds both policies refuse: they must never pass, nor reach the upstream.
 const REFUSED_BY_BOTH: [&str; 3] = ["forged", "neither", "missing"];
 
+/// The pause of each load client between requests.
+const PAUSE: Duration = Duration::from_millis(2);
+
 /// One request of the load: its kind, when it was sent (since the load began), and its status
 /// (`Err` when the connection failed).
 struct Sent {
@@ -125,8 +128,9 @@ fn tokens() -> BTreeMap<&'static str, Option<String>> {
     ])
 }
 
-/// Load: `clients` threads send the `KINDS` in turn, each request on its own connection, until
-/// `stop` is set, `deadline` passes or each has sent `max_each`.
+/// Load: `clients` threads send the `KINDS` in turn, each request on its own connection with a
+/// pause of `PAUSE` after it (a few hundred requests a second each: the machine is shared),
+/// until `stop` is set, `deadline` passes or each has sent `max_each`.
 fn load(
     port: u16,
     clients: usize,
@@ -150,6 +154,7 @@ fn load(
                         let at = began.elapsed();
                         let status = send(port, kind, tokens[kind].as_deref()).map(|r| r.status);
                         sent.push(Sent { kind, at, status });
+                        thread::sleep(PAUSE);
                     }
                     sent
                 })
@@ -176,16 +181,16 @@ fn policy_replaced_under_load_applies_within_seconds_without_errors_or_leaks() {
     assert_eq!(ecds.get("old", tokens["old"].as_deref()).0, 200, "the first policy serves");
 
     let (stop, began) = (AtomicBool::new(false), Instant::now());
-    // Hard bounds, whatever happens to the push: 30 s, 4 × 2,500 requests.
+    // Hard bounds, whatever happens to the push: 30 s, 4 × 5,000 requests.
     let deadline = began + Duration::from_secs(30);
     let port = ecds.stack.envoy.port();
     let (sent, pushed_at, taken_at) = thread::scope(|scope| {
-        let loader = scope.spawn(|| load(port, 4, 2_500, deadline, &stop, began));
-        thread::sleep(Duration::from_secs(1));
+        let loader = scope.spawn(|| load(port, 4, 5_000, deadline, &stop, began));
+        thread::sleep(Duration::from_millis(1500));
         let pushed_at = began.elapsed();
         let push = ecds.push(policy_with_audience(NEW_AUDIENCE));
         let taken_at = began.elapsed();
-        thread::sleep(SETTLE + Duration::from_secs(1));
+        thread::sleep(SETTLE + Duration::from_millis(1500));
         stop.store(true, Ordering::SeqCst);
         assert_eq!(push, Push::Accepted, "the new policy was refused");
         (loader.join().unwrap(), pushed_at, taken_at)
