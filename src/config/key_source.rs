@@ -63,6 +63,21 @@ pub struct RemoteJwks {
     pub discovery: Option<Discovery>,
 }
 
+impl RemoteJwks {
+    /// The name under which VMs share this source's keys and fetch state (proxy-wasm shared data,
+    /// one namespace per `vm_id`, so across providers, listeners and config versions). Sound
+    /// because it holds everything that decides which answer is accepted as keys: the cluster,
+    /// the URI, `max_jwks_bytes`, and for discovery the issuer and the allowed JWKS hosts. So keys
+    /// one configuration publishes are keys every other configuration reading them would have
+    /// accepted from its own fetch: a configuration that does not allow a host never adopts keys
+    /// another one fetched there. JSON-encoded, so no two sources can spell the same name.
+    pub fn shared_name(&self) -> String {
+        let discovery = self.discovery.as_ref().map(|d| (&d.issuer, &d.allowed_jwks_hosts));
+        let source = serde_json::json!([self.cluster, self.uri, self.max_jwks_bytes, discovery]);
+        format!("jwt_authn_wasm/{source}")
+    }
+}
+
 /// OIDC discovery (provider field `oidc_discovery`): the JWKS URI comes from
 /// `<issuer>/.well-known/openid-configuration`, fetched through `RemoteJwks::cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,5 +479,46 @@ mod tests {
             let e = parse(&doc).unwrap_err();
             assert_eq!(e.field, field, "{doc}: {e}");
         }
+    }
+
+    /// Two sources share keys only when every field that decides which answer is accepted is
+    /// equal; each such field alone gives another name.
+    #[test]
+    fn shared_name_separates_sources_that_accept_different_answers() {
+        let remote = |provider: Value| {
+            let doc = json!({"providers": {"p": provider}});
+            match parse(&doc).unwrap().providers.swap_remove(0).keys {
+                KeySource::Remote(jwks) => jwks.shared_name(),
+                KeySource::Local(_) => panic!("remote expected"),
+            }
+        };
+        let http = |uri: &str, cluster: &str| json!({"uri": uri, "cluster": cluster});
+        let plain = |uri: &str, cluster: &str, extra: Value| {
+            let mut jwks = json!({"http_uri": http(uri, cluster), "cache_duration": "60s"});
+            jwks.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            remote(json!({"issuer": "https://i.example", "remote_jwks": jwks}))
+        };
+        let discovery = |issuer: &str, hosts: &[&str]| {
+            let d = json!({"cluster": "idp", "allowed_jwks_hosts": hosts});
+            remote(json!({"issuer": issuer, "oidc_discovery": d}))
+        };
+        let base = plain("https://idp.example/jwks", "idp", json!({}));
+        // Schedule fields do not decide what is accepted: the same name.
+        assert_eq!(base, plain("https://idp.example/jwks", "idp", json!({"cache_duration": "1s"})));
+        let others = [
+            plain("https://idp.example/jwks2", "idp", json!({})),
+            plain("https://idp.example/jwks", "idp2", json!({})),
+            plain("https://idp.example/jwks", "idp", json!({"max_jwks_bytes": 4096})),
+            // Separators inside names cannot make two sources meet.
+            plain("https://idp.example/jwks", "idp/https://idp.example/jwks", json!({})),
+            discovery("https://idp.example/jwks", &[]),
+        ];
+        for other in &others {
+            assert_ne!(&base, other);
+        }
+        let login = discovery("https://login.example", &[]);
+        assert_eq!(login, discovery("https://login.example", &[]));
+        assert_ne!(login, discovery("https://login.example", &["keys.example"]));
+        assert_ne!(login, discovery("https://login.example/other", &[]));
     }
 }

@@ -294,8 +294,9 @@ impl ProviderKeys {
 
 impl Remote {
     fn new(jwks: &RemoteJwks) -> Remote {
-        // Keyed by the source, so providers (or filter chains) sharing a JWKS share its fetches.
-        let source = format!("jwt_authn_wasm/{}/{}", jwks.cluster, jwks.uri);
+        // Keyed by the source, so providers (or filter chains) sharing a JWKS share its fetches;
+        // only sources that accept the same answers meet (see `shared_name`).
+        let source = jwks.shared_name();
         // With discovery, one lease covers both fetches.
         let fetches = if jwks.discovery.is_some() { 2 } else { 1 };
         Remote {

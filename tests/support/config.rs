@@ -143,12 +143,43 @@ impl EnvoyConfig {
 
     /// `envoy/e2e-wasm.yaml.tmpl` with the policy as the plugin's JSON configuration.
     pub fn wasm(&self) -> String {
+        fill(&template("e2e-wasm.yaml.tmpl"), &self.wasm_values())
+    }
+
+    /// `envoy/e2e-ecds.yaml.tmpl`: the filter comes by ECDS from the file `ecds_path` (see
+    /// `ecds_resource`); a second JWKS cluster `idp2` goes to `idp2_port`.
+    pub fn ecds_bootstrap(&self, ecds_path: &Path, idp2_port: u16) -> String {
+        let mut values = self.common();
+        values.push(("ECDS_PATH", yaml_quote(&ecds_path.to_string_lossy())));
+        values.push(("IDP2_PORT", idp2_port.to_string()));
+        fill(&template("e2e-ecds.yaml.tmpl"), &values)
+    }
+
+    /// `envoy/e2e-ecds-filter.yaml.tmpl`: the ECDS resource (a TypedExtensionConfig) with the
+    /// filter, its module and this config's policy, for the file `ecds_bootstrap` watches.
+    pub fn ecds_resource(&self) -> String {
+        fill(&template("e2e-ecds-filter.yaml.tmpl"), &self.wasm_values())
+    }
+
+    /// `envoy/e2e-shared-vm.yaml.tmpl`: listeners `a` (this config's policy) and `b` (`policy_b`)
+    /// sharing one VM, the module fetched from `http://127.0.0.1:module_port/` and checked
+    /// against `sha256` (hex).
+    pub fn shared_vm(&self, policy_b: &Value, module_port: u16, sha256: &str) -> String {
+        let mut values = self.wasm_values();
+        values.push(("PLUGIN_CONFIG_JSON_B", yaml_quote(&policy_b.to_string())));
+        values.push(("MODULE_PORT", module_port.to_string()));
+        values.push(("MODULE_SHA256", yaml_quote(sha256)));
+        fill(&template("e2e-shared-vm.yaml.tmpl"), &values)
+    }
+
+    /// The values of the wasm templates: ports, module path, plugin configuration, failure policy.
+    fn wasm_values(&self) -> Vec<(&'static str, String)> {
         let mut values = self.common();
         values.push(("WASM_PATH", yaml_quote(&self.wasm_path.to_string_lossy())));
         let plugin_config = self.plugin_config_text.clone().unwrap_or_else(|| self.policy.to_string());
         values.push(("PLUGIN_CONFIG_JSON", yaml_quote(&plugin_config)));
         values.push(("FAILURE_POLICY", self.failure_policy.clone()));
-        fill(&template("e2e-wasm.yaml.tmpl"), &values)
+        values
     }
 
     /// `envoy/e2e-jwt-authn.yaml.tmpl` with the policy as a JwtAuthentication message.

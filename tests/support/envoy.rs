@@ -113,8 +113,19 @@ impl Envoy {
     /// The first listener's bound port, from `/listeners?format=json`.
     fn listener_port(&self) -> Option<u16> {
         let listeners = self.admin("/listeners?format=json").ok()?.json();
-        let port = listeners.pointer("/listener_statuses/0/local_address/socket_address/port_value")?;
-        port.as_u64().and_then(|p| u16::try_from(p).ok())
+        bound_port(listeners.pointer("/listener_statuses/0")?)
+    }
+
+    /// The bound port of the listener named `name` (for configs with several listeners); panics
+    /// when there is none.
+    pub fn listener(&self, name: &str) -> u16 {
+        let listeners = self.admin("/listeners?format=json").unwrap_or_else(|e| self.fail(&e)).json();
+        let statuses = listeners["listener_statuses"].as_array().cloned().unwrap_or_default();
+        statuses
+            .iter()
+            .find(|l| l["name"] == name)
+            .and_then(bound_port)
+            .unwrap_or_else(|| self.fail(&format!("no bound listener {name:?} in {listeners}")))
     }
 
     /// Panics with the message and the end of Envoy's log (Drop then kills it).
@@ -340,6 +351,12 @@ fn leb128(mut n: usize) -> Vec<u8> {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// The port of one `listener_statuses` entry of `/listeners?format=json`.
+fn bound_port(status: &serde_json::Value) -> Option<u16> {
+    let port = status.pointer("/local_address/socket_address/port_value")?;
+    port.as_u64().and_then(|p| u16::try_from(p).ok())
 }
 
 fn tail(text: &str, n: usize) -> String {

@@ -1,5 +1,6 @@
 //! Small threaded HTTP/1.1 servers on 127.0.0.1 for tests and the demo: a JWKS server whose answer
-//! the test changes at any time, and an echo upstream that reports what reached it. Each serves
+//! the test changes at any time, an echo upstream that reports what reached it, and a static file
+//! server (a module Envoy fetches). Each serves
 //! one request per connection, answers with `Connection: close`, and stops on `Drop`.
 //! Also used by `examples/devserver.rs` through `#[path]`, so it depends on nothing else here.
 #![allow(dead_code)]
@@ -38,7 +39,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// Answer after `delay`.
-    Answer { status: u16, headers: Vec<(String, String)>, body: String, delay: Duration },
+    Answer { status: u16, headers: Vec<(String, String)>, body: Vec<u8>, delay: Duration },
     /// Keep the connection open and never answer (until the server stops).
     Hang,
     /// Close the connection without answering.
@@ -281,7 +282,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     Some(request)
 }
 
-fn encode_response(status: u16, headers: &[(String, String)], body: &str) -> Vec<u8> {
+fn encode_response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     if !has("content-type") {
@@ -291,7 +292,7 @@ fn encode_response(status: u16, headers: &[(String, String)], body: &str) -> Vec
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
-    [head.as_bytes(), body.as_bytes()].concat()
+    [head.as_bytes(), body].concat()
 }
 
 fn reason(status: u16) -> &'static str {
@@ -380,7 +381,7 @@ impl JwksServer {
                 Reply::Answer {
                     status: b.status,
                     headers: b.headers.into_iter().collect(),
-                    body,
+                    body: body.into_bytes(),
                     delay: b.delay,
                 }
             }
@@ -504,5 +505,38 @@ fn echo(request: &Request) -> Reply {
         "headers": headers,
         "body": String::from_utf8_lossy(&request.body),
     });
-    Reply::Answer { status: 200, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
+    Reply::Answer {
+        status: 200,
+        headers: Vec::new(),
+        body: body.to_string().into_bytes(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// A static file server: one file (any bytes, e.g. a `.wasm`) at one path, 404 elsewhere.
+pub struct FileServer {
+    server: HttpServer,
+}
+
+impl FileServer {
+    /// Serves `body` at `path` on an OS-picked port.
+    pub fn new(path: &str, body: Vec<u8>) -> FileServer {
+        let path = path.to_string();
+        let server = HttpServer::bind(0, move |request| {
+            let (status, body) = if request.path == path { (200, body.clone()) } else { (404, Vec::new()) };
+            let headers = vec![("content-type".into(), "application/octet-stream".into())];
+            Reply::Answer { status, headers, body, delay: Duration::ZERO }
+        })
+        .unwrap_or_else(|e| panic!("file server: {e}"));
+        FileServer { server }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Requests so far (any path).
+    pub fn hits(&self) -> usize {
+        self.server.hits()
+    }
 }
