@@ -5,14 +5,16 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{self, Config, Provider, ProviderId};
+use crate::config::{self, Config, Provider, ProviderId, Requirement};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
 use crate::forward::{self, Mutations, STATUS_HEADER};
+use crate::identity::Entries;
 use crate::jwks::KeySet;
 use crate::policy::Policy;
 use crate::requirement::{self, ProviderOutcome, Verdict};
+use crate::route::RouteChoice;
 use crate::verify::{self, Decoded, VerifiedJwt};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -89,6 +91,8 @@ pub struct Request<'a> {
     pub may_wait_for_kid: bool,
     /// Unix milliseconds.
     pub now_ms: u64,
+    /// What the matched route's metadata says (`Rules` when routes are not read).
+    pub route: &'a RouteChoice,
 }
 
 impl Request<'_> {
@@ -120,6 +124,8 @@ pub struct Reply {
     pub body: String,
     /// The stable reason, for logs.
     pub reason: &'static str,
+    /// Filter-state entries to write before answering (`failed_status_in_metadata`).
+    pub filter_state: Entries,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -145,11 +151,18 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 /// Decides what to do with one request. A `Wait` records no events: the held request is decided
 /// again later and counted then, once.
 pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
-    let mut mutations = Mutations { remove: config.output_headers.clone(), set: Vec::new() };
-    let Some((requirement, report)) =
-        config.rule_for(request.path()).and_then(|r| Some((r.requires.as_ref()?, r.reports)))
-    else {
-        return Decision::Allow(mutations);
+    let mut mutations = Mutations {
+        remove: config.output_headers.clone(),
+        set: Vec::new(),
+        filter_state: Entries::default(),
+    };
+    let (requirement, report) = match requirement_for(config, request) {
+        Ok(Some(chosen)) => chosen,
+        Ok(None) => return Decision::Allow(mutations),
+        Err(error) => {
+            env.events.push(Event::Denied(error));
+            return Decision::Deny(reply(error, request, config.strip_failure_response));
+        }
     };
     if config.bypass_cors_preflight && request.is_cors_preflight() {
         env.events.push(Event::CorsBypassed);
@@ -160,13 +173,19 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
         checked.outcome(config, env, request, id, audiences)
     });
+    let failures = env.events.get(events_before..).unwrap_or_default();
+    let filter_state = failed_status(config, failures);
     match verdict {
         Verdict::Allow { verified } => {
             env.events.push(Event::Allowed);
+            mutations.filter_state = filter_state;
             for id in verified {
                 if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id))
                 {
                     forward::forward(provider, tokens, request.headers, &mut mutations);
+                    for (_, jwt) in tokens {
+                        mutations.filter_state.verified(&provider.identity, jwt);
+                    }
                 }
             }
             if report {
@@ -179,15 +198,51 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             if report {
                 env.events.push(Event::Reported);
                 mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
+                mutations.filter_state = filter_state;
                 return Decision::Allow(mutations);
             }
-            Decision::Deny(reply(error, request, config.strip_failure_response))
+            Decision::Deny(Reply { filter_state, ..reply(error, request, config.strip_failure_response) })
         }
         Verdict::Pending(_) => {
             env.events.truncate(events_before);
             Decision::Wait(checked.wait)
         }
     }
+}
+
+/// The requirement for this request and whether it only reports: the route's when it carries
+/// metadata (see `route`), else the first matching rule's. `None`: no token needed.
+fn requirement_for<'c>(
+    config: &'c Config,
+    request: &Request<'_>,
+) -> Result<Option<(&'c Requirement, bool)>, AuthnError> {
+    // The route was matched with these headers, and the request is routed again without them.
+    if config.route_metadata && config.output_headers.iter().any(|name| request.header(name).is_some()) {
+        return Err(AuthnError::OutputHeaderSent);
+    }
+    let applies = match request.route {
+        RouteChoice::Rules => config.rule_for(request.path()).map(|r| (&r.requires, r.reports)),
+        RouteChoice::Disabled => None,
+        RouteChoice::Requirement(name) => {
+            let named = config.requirement_map.iter().find(|n| n.name == *name);
+            Some(named.map(|n| (&n.requires, n.reports)).ok_or(AuthnError::UnknownRequirement)?)
+        }
+        RouteChoice::Invalid(_) => return Err(AuthnError::BadRouteMetadata),
+    };
+    Ok(applies.and_then(|(requires, reports)| Some((requires.as_ref()?, reports))))
+}
+
+/// `failed_status_in_metadata` entries for the tokens refused during this decision.
+fn failed_status(config: &Config, events: &[Event]) -> Entries {
+    let mut entries = Entries::default();
+    for event in events {
+        if let Event::Refused(id, error) = event
+            && let Some(provider) = config.providers.get(*id)
+        {
+            entries.failed(&provider.identity, status(*error), error.reason());
+        }
+    }
+    entries
 }
 
 /// Per-request memo of provider checks: the verified tokens for forwarding, and what a held
@@ -349,8 +404,9 @@ fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome 
 }
 
 /// The local answer for a failure: 401 with an RFC 6750 challenge, 403 for an audience (as
-/// jwt_authn) or a missing claim or scope (`insufficient_scope`), or 503 when keys are unavailable
-/// (the client did nothing wrong). `strip` (jwt_authn's `strip_failure_response`) leaves out the
+/// jwt_authn) or a missing claim or scope (`insufficient_scope`), 503 when keys are unavailable
+/// (the client did nothing wrong), 400 for a client-sent output header while routes choose the
+/// requirement. `strip` (jwt_authn's `strip_failure_response`) leaves out the
 /// reason.
 fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
     let realm = realm(request);
@@ -360,19 +416,33 @@ fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
         true => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
         false => format!("Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{reason}\""),
     };
-    let (status, header) = match error {
-        AuthnError::KeysUnavailable => (503, ("retry-after", RETRY_AFTER_SECONDS.to_string())),
+    let header = match error {
+        AuthnError::KeysUnavailable => ("retry-after", RETRY_AFTER_SECONDS.to_string()),
         // RFC 6750 §3.1: no error code when the request carried no credentials.
-        AuthnError::Missing => (401, ("www-authenticate", format!("Bearer realm=\"{realm}\""))),
-        AuthnError::Jwt(JwtError::AudienceNotAllowed | JwtError::MissingAudience) => {
-            (403, ("www-authenticate", challenge("invalid_token")))
-        }
+        AuthnError::Missing => ("www-authenticate", format!("Bearer realm=\"{realm}\"")),
+        AuthnError::OutputHeaderSent => ("www-authenticate", challenge("invalid_request")),
         AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
-            (403, ("www-authenticate", challenge("insufficient_scope")))
+            ("www-authenticate", challenge("insufficient_scope"))
         }
-        _ => (401, ("www-authenticate", challenge("invalid_token"))),
+        _ => ("www-authenticate", challenge("invalid_token")),
     };
-    Reply { status, headers: vec![(header.0.to_owned(), header.1)], body, reason }
+    let headers = vec![(header.0.to_owned(), header.1)];
+    Reply { status: status(error), headers, body, reason, filter_state: Entries::default() }
+}
+
+/// The status a failure is answered with.
+fn status(error: AuthnError) -> u32 {
+    match error {
+        AuthnError::KeysUnavailable => 503,
+        AuthnError::OutputHeaderSent => 400,
+        AuthnError::Jwt(
+            JwtError::AudienceNotAllowed
+            | JwtError::MissingAudience
+            | JwtError::ClaimMismatch
+            | JwtError::InsufficientScope,
+        ) => 403,
+        _ => 401,
+    }
 }
 
 /// `scheme://authority/path` of the request (as jwt_authn), without the query, reduced to

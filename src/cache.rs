@@ -135,6 +135,7 @@ mod tests {
             header: Header { alg: crate::alg::Algorithm::RS256, kid: None },
             claims: Claims::parse(br#"{"sub":"a"}"#).unwrap(),
             payload_b64: "e30".into(),
+            header_b64: "e30".into(),
         })
     }
 

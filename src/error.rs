@@ -216,11 +216,19 @@ pub enum AuthnError {
     Jwt(JwtError),
     /// The provider has no usable keys right now (fetch failing, or still starting): not the client's fault.
     KeysUnavailable,
+    /// The route names a requirement `requirement_map` does not have (a configuration error).
+    UnknownRequirement,
+    /// The route's `jwt_authn_wasm` metadata is neither `{"disabled": true}` nor
+    /// `{"requirement_name": "..."}` (a configuration error).
+    BadRouteMetadata,
+    /// The client sent a header this filter writes while routes choose the requirement: the route
+    /// was matched with it, and the request will be routed again without it (see `route`).
+    OutputHeaderSent,
 }
 
 impl AuthnError {
     /// Every metric category, in a stable order.
-    pub const CATEGORIES: [&'static str; 13] = [
+    pub const CATEGORIES: [&'static str; 14] = [
         "missing",
         "malformed",
         "alg_not_allowed",
@@ -234,6 +242,7 @@ impl AuthnError {
         "subject",
         "insufficient_scope",
         "keys_unavailable",
+        "route",
     ];
 
     /// The coarse class, for metric names (see [`JwtError::category`]).
@@ -243,6 +252,9 @@ impl AuthnError {
             AuthnError::RepeatedLocation | AuthnError::MalformedLocation => "malformed",
             AuthnError::Jwt(e) => e.category(),
             AuthnError::KeysUnavailable => "keys_unavailable",
+            AuthnError::UnknownRequirement | AuthnError::BadRouteMetadata | AuthnError::OutputHeaderSent => {
+                "route"
+            }
         }
     }
 
@@ -253,6 +265,9 @@ impl AuthnError {
             AuthnError::MalformedLocation => "jwt_location_malformed",
             AuthnError::Jwt(e) => e.reason(),
             AuthnError::KeysUnavailable => "jwks_unavailable",
+            AuthnError::UnknownRequirement => "route_unknown_requirement",
+            AuthnError::BadRouteMetadata => "route_metadata_invalid",
+            AuthnError::OutputHeaderSent => "output_header_from_client",
         }
     }
 }

@@ -4,6 +4,7 @@
 use crate::claims::Claims;
 use crate::config::{ClaimFormat, ClaimToHeader, Provider};
 use crate::extract::{self, Location};
+use crate::identity::Entries;
 use crate::verify::VerifiedJwt;
 use serde_json::Value;
 use std::rc::Rc;
@@ -15,6 +16,8 @@ pub struct Mutations {
     pub remove: Vec<String>,
     /// Then set (replacing any value).
     pub set: Vec<(String, String)>,
+    /// Filter-state entries (`identity`), written after the headers.
+    pub filter_state: Entries,
 }
 
 impl Mutations {
@@ -102,8 +105,13 @@ fn payload_header_value(payload_b64: &str, pad: bool) -> String {
 /// A claim as a header value (see [`ClaimFormat`]); `None` when the claim is absent or a text
 /// value would carry control characters.
 pub fn claim_header_value(c: &ClaimToHeader, claims: &Claims) -> Option<String> {
-    let value = claims.get_path(&c.claim_name)?;
-    let text = match (c.format, value) {
+    claim_text(&c.claim_name, c.format, claims)
+}
+
+/// A claim (dotted path) as text in `format`, as for a header (also for filter state).
+pub fn claim_text(claim_name: &str, format: ClaimFormat, claims: &Claims) -> Option<String> {
+    let value = claims.get_path(claim_name)?;
+    let text = match (format, value) {
         (ClaimFormat::Json, v) => v.to_string(),
         (ClaimFormat::Text, Value::Array(items)) if items.iter().all(is_scalar) => {
             items.iter().map(scalar_text).collect::<Vec<_>>().join(",")

@@ -23,10 +23,12 @@ pub mod extract;
 pub mod fetch;
 pub mod forward;
 pub mod hostcrypto;
+pub mod identity;
 pub mod json;
 pub mod jwks;
 pub mod policy;
 pub mod requirement;
+pub mod route;
 pub mod token;
 pub mod verify;
 

@@ -18,6 +18,8 @@ pub struct VerifiedJwt {
     pub claims: Claims,
     /// The payload segment as received, for `forward_payload_header`.
     pub payload_b64: String,
+    /// The header segment as received, for `header_in_metadata`.
+    pub header_b64: String,
 }
 
 /// Verifies `token` with pure-Rust crypto. `now` is Unix seconds.
@@ -62,7 +64,8 @@ impl Decoded<'_> {
     pub fn check_signature(self, crypto: &dyn Crypto, keys: &KeySet) -> Result<VerifiedJwt, JwtError> {
         check_signature(crypto, &self.jws, keys)?;
         let Decoded { jws, claims } = self;
-        Ok(VerifiedJwt { header: jws.header, claims, payload_b64: jws.payload_b64.to_owned() })
+        let header_b64 = jws.signing_input.split('.').next().unwrap_or_default().to_owned();
+        Ok(VerifiedJwt { header: jws.header, claims, payload_b64: jws.payload_b64.to_owned(), header_b64 })
     }
 }
 

@@ -14,13 +14,16 @@
 //! | JwtAuthentication  | filter_state_rules                     | rejected: another filter would choose the requirement, so ignoring it changes who is let in |
 //! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
 //! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode, crypto | extensions of this filter |
-//! | JwtProvider        | mode, required_claims, required_scopes | extensions of this filter     |
+//! | JwtAuthentication  | route_metadata                         | extension: routes choose requirements (see `route`); default on with a `requirement_map` |
+//! | PerRouteConfig     | disabled, requirement_name             | implemented as route metadata `filter_metadata.jwt_authn_wasm` (see `route`), not `typed_per_filter_config` |
+//! | JwtProvider        | mode, required_claims, required_scopes, claim_to_filter_state | extensions of this filter |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
 //! | JwtProvider        | algorithms                             | extension (allow-list)        |
-//! | JwtProvider        | payload_in_metadata, header_in_metadata, failed_status_in_metadata, normalize_payload_in_metadata | warning: no dynamic metadata is written (a DENY-style policy reading it sees nothing) |
-//! | JwtProvider        | clear_route_cache                      | warning: routing tuning       |
+//! | JwtProvider        | payload_in_metadata, header_in_metadata, failed_status_in_metadata | implemented as Envoy filter state `wasm.<name>` (see `identity`): a wasm module cannot write dynamic metadata |
+//! | JwtProvider        | normalize_payload_in_metadata          | warning: the payload entry is its JSON as received |
+//! | JwtProvider        | clear_route_cache                      | warning: Envoy routes again after any header change by a wasm filter, as if it were true (see `route`) |
 //! | JwtProvider        | jwt_cache_config                       | implemented ([`Provider::jwt_cache`]); on by default here, with the extension `disabled` |
 //! | JwtProvider        | extract_only_without_validation        | rejected: this filter always verifies |
 //! | RemoteJwks         | http_uri, cache_duration, async_fetch.failed_refetch_duration | implemented |
@@ -39,7 +42,7 @@
 //! seconds; `http_uri.timeout` must be positive; header names must be RFC 9110 tokens.
 //!
 //! One file per jwt_authn message, each with its decision table: this one `JwtAuthentication`;
-//! `providers` `JwtProvider` (and `metadata` its dynamic-metadata fields); `key_source` `RemoteJwks`,
+//! `providers` `JwtProvider` (and `metadata` its metadata fields, written as filter state); `key_source` `RemoteJwks`,
 //! `DataSource` and `oidc_discovery`; `locations` where tokens are found; `output` what is written
 //! upstream; `rules` `RequirementRule` and `RouteMatch`; `requirements` `JwtRequirement` and
 //! `requirement_map`; `matchers` `StringMatcher` and `RegexMatcher`; `walk` the JSON walker.
@@ -66,7 +69,7 @@ pub use locations::{HeaderLocation, TokenLocations};
 pub use matchers::{StringMatcher, StringPattern};
 pub use output::{ClaimFormat, ClaimToHeader};
 pub use providers::{DEFAULT_JWT_CACHE_SIZE, JwtCacheConfig, Mode, Provider, ProviderId, RequiredClaim};
-pub use requirements::Requirement;
+pub use requirements::{NamedRequirement, Requirement};
 pub(crate) use rules::path_only;
 pub use rules::{PathMatcher, Rule};
 pub(crate) use walk::{is_blank, is_tchar};
@@ -74,7 +77,7 @@ pub(crate) use walk::{is_blank, is_tchar};
 use crate::forward;
 use crate::policy::DEFAULT_MAX_TOKEN_BYTES;
 use providers::{parse_mode, parse_providers};
-use requirements::parse_requirement_map;
+use requirements::{named_requirements, parse_requirement_map};
 use rules::parse_rules;
 use serde_json::Value;
 use std::fmt;
@@ -110,6 +113,11 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Every header the filter writes upstream ([`forward::output_headers`]), worked out once.
     pub output_headers: Vec<String>,
+    /// jwt_authn `requirement_map`, sorted by name: what rules and routes name.
+    pub requirement_map: Vec<NamedRequirement>,
+    /// Extension `route_metadata`: read each request's route metadata (see `route`); by default
+    /// on when `requirement_map` is set.
+    pub route_metadata: bool,
 }
 
 /// Default metric name prefix.
@@ -174,7 +182,12 @@ impl Config {
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         let requirement_map = parse_requirement_map(&mut top, &names)?;
         let rules = parse_rules(&mut top, &providers, &names, &requirement_map, &mut warnings)?;
+        let route_metadata = match top.get("route_metadata") {
+            None => !requirement_map.is_empty(),
+            Some(_) => top.bool("route_metadata")?,
+        };
         top.finish(&[JWT_AUTHENTICATION_UNUSED], &mut warnings)?;
+        let requirement_map = named_requirements(requirement_map, &providers);
         Ok(Config {
             output_headers: forward::output_headers(&providers),
             providers,
@@ -186,6 +199,8 @@ impl Config {
             strip_failure_response,
             stat_prefix,
             warnings,
+            requirement_map,
+            route_metadata,
         })
     }
 
@@ -453,7 +468,7 @@ mod tests {
     fn warnings_for_ignored_fields() {
         let mut doc = base();
         let p = &mut doc["providers"]["p"];
-        p["payload_in_metadata"] = json!("payload");
+        p["normalize_payload_in_metadata"] = json!({"space_delimited_claims": ["scope"]});
         p["header_in_metadata"] = json!(""); // unset: no warning
         p["clear_route_cache"] = json!(false); // unset: no warning
         p["jwt_cache_config"] = json!({"jwt_cache_size": 200, "jwt_max_token_size": 4096});
@@ -468,7 +483,7 @@ mod tests {
             [
                 "providers.p.remote_jwks.async_fetch.fast_listener",
                 "providers.p.remote_jwks.retry_policy",
-                "providers.p.payload_in_metadata",
+                "providers.p.normalize_payload_in_metadata",
                 "providers.q.local_jwks",
                 "rules[0].match.safe_regex.google_re2.max_program_size",
             ]

@@ -43,20 +43,20 @@ pub(super) fn parse_claim_to_headers(o: &mut Obj) -> Result<Vec<ClaimToHeader>> 
             let header_name = header_name(c.str("header_name")?.unwrap_or(""), &c.at("header_name"))?;
             let claim_path = c.at("claim_name");
             let claim_name = non_empty(c.str("claim_name")?.unwrap_or(""), &claim_path)?.to_owned();
-            let format = match c.str("format")? {
-                None | Some("text") => ClaimFormat::Text,
-                Some("json") => ClaimFormat::Json,
-                Some(other) => {
-                    return Err(error(
-                        c.at("format"),
-                        format!("expected \"text\" or \"json\", not {other:?}"),
-                    ));
-                }
-            };
+            let format = parse_claim_format(&mut c)?;
             c.finish_all_known()?;
             Ok(ClaimToHeader { header_name, claim_name, format })
         })
         .collect()
+}
+
+/// The extension `format` of a claim written as text (`claim_to_headers`, `claim_to_filter_state`).
+pub(super) fn parse_claim_format(c: &mut Obj) -> Result<ClaimFormat> {
+    match c.str("format")? {
+        None | Some("text") => Ok(ClaimFormat::Text),
+        Some("json") => Ok(ClaimFormat::Json),
+        Some(other) => Err(error(c.at("format"), format!("expected \"text\" or \"json\", not {other:?}"))),
+    }
 }
 
 #[cfg(test)]

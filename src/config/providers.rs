@@ -6,12 +6,13 @@
 use super::key_source::parse_key_source;
 use super::locations::{TokenLocations, parse_locations};
 use super::matchers::{StringMatcher, parse_string_matcher};
-use super::metadata::METADATA_UNUSED;
+use super::metadata::{METADATA_UNUSED, parse_metadata};
 use super::output::{ClaimToHeader, parse_claim_to_headers, parse_forward_payload_header};
 use super::walk::Decision::{Reject, Warn};
 use super::walk::{Obj, Unused, as_str, non_empty, sorted_members};
 use super::{KeySource, Result, error};
 use crate::alg::{Algorithm, AlgorithmSet};
+use crate::identity;
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, Policy};
 use serde_json::Value;
 
@@ -42,6 +43,9 @@ pub struct Provider {
     pub required_claims: Vec<RequiredClaim>,
     /// Extension: scopes a verified token must grant (all of them), from `scope` or `scp`.
     pub required_scopes: Vec<String>,
+    /// jwt_authn `payload_in_metadata`, `header_in_metadata`, `failed_status_in_metadata` (as
+    /// filter state), and the extension `claim_to_filter_state`.
+    pub identity: identity::Outputs,
 }
 
 /// Whether failures refuse the request (`enforce`, the default) or are only reported.
@@ -76,9 +80,12 @@ pub struct JwtCacheConfig {
 /// Verified tokens kept per provider and VM by default.
 pub const DEFAULT_JWT_CACHE_SIZE: usize = 1000;
 
-/// The provider's own fields; the dynamic-metadata ones are in [`METADATA_UNUSED`].
+/// The provider's own fields; `normalize_payload_in_metadata` is in [`METADATA_UNUSED`].
 const PROVIDER_UNUSED: &Unused = &[
-    ("clear_route_cache", Warn("the route cache is not cleared")),
+    (
+        "clear_route_cache",
+        Warn("Envoy routes again after any header change by this filter, as if it were true"),
+    ),
     ("extract_only_without_validation", Reject("this filter always verifies tokens")),
 ];
 
@@ -136,6 +143,7 @@ fn parse_provider(
         mode: parse_mode(&mut o)?.unwrap_or(default_mode),
         required_claims: parse_required_claims(&mut o)?,
         required_scopes: parse_required_scopes(&mut o)?,
+        identity: parse_metadata(&mut o)?,
     };
     o.finish(&[PROVIDER_UNUSED, METADATA_UNUSED], warnings)?;
     Ok(provider)

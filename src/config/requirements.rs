@@ -51,6 +51,26 @@ impl Requirement {
 /// `requirement_map`, sorted by name; `None` values are empty requirements (no JWT needed).
 pub(super) type RequirementMap = Vec<(String, Option<Requirement>)>;
 
+/// A `requirement_map` entry, as the request path looks it up (a route's `requirement_name`).
+#[derive(Debug, Clone)]
+pub struct NamedRequirement {
+    pub name: String,
+    /// `None`: no JWT needed.
+    pub requires: Option<Requirement>,
+    /// Its requests are only reported ([`Requirement::only_reports`]).
+    pub reports: bool,
+}
+
+/// The map's entries with their report flags, once the providers' modes are known.
+pub(super) fn named_requirements(map: RequirementMap, providers: &[Provider]) -> Vec<NamedRequirement> {
+    map.into_iter()
+        .map(|(name, requires)| {
+            let reports = requires.as_ref().is_some_and(|r| r.only_reports(providers));
+            NamedRequirement { name, requires, reports }
+        })
+        .collect()
+}
+
 pub(super) fn parse_requirement_map(top: &mut Obj, names: &[&str]) -> Result<RequirementMap> {
     sorted_members(top, "requirement_map")?
         .into_iter()
@@ -177,7 +197,25 @@ mod tests {
             Requirement::Provider { id: 0, audiences: None },
             Requirement::Provider { id: 1, audiences: None },
         ]);
-        assert_eq!(config.rules[0].requires, Some(both));
+        assert_eq!(config.rules[0].requires, Some(both.clone()));
         assert_eq!(config.rules[1].requires, None);
+        // Kept for routes that name them, with their report flags; routes are then read.
+        let named: Vec<_> =
+            config.requirement_map.iter().map(|n| (n.name.as_str(), &n.requires, n.reports)).collect();
+        assert_eq!(named, [("both", &Some(both), false), ("open", &None, false)]);
+        assert!(config.route_metadata);
+    }
+
+    #[test]
+    fn routes_are_read_with_a_requirement_map_unless_turned_off() {
+        assert!(!parse(&base()).unwrap().route_metadata);
+        let mut doc = base();
+        doc["route_metadata"] = json!(true);
+        assert!(parse(&doc).unwrap().route_metadata, "disabled routes without a map");
+        doc["requirement_map"] = json!({"m": {"provider_name": "p"}});
+        doc["route_metadata"] = json!(false);
+        assert!(!parse(&doc).unwrap().route_metadata);
+        doc["route_metadata"] = json!("yes");
+        assert_eq!(parse(&doc).unwrap_err().field, "route_metadata");
     }
 }

@@ -107,6 +107,29 @@ pub fn resume_request() {
     check("continue_stream", unsafe { abi::proxy_continue_stream(HTTP_REQUEST_STREAM) });
 }
 
+/// A property of the current stream, as Envoy serializes it (`path`: its parts, NUL-separated).
+/// `None` when absent, or when the host refuses (treated as absent by callers that must then fail
+/// closed on what they needed from it).
+pub fn property(path: &[u8]) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the path is a live buffer read during the call; on success the host hands over a
+    // buffer it allocated with this module's `proxy_on_memory_allocate` (the SDK's, a `Vec` of
+    // exactly `size` bytes), which this takes ownership of once, as the SDK's own wrapper does.
+    unsafe {
+        let status = abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size);
+        (status == 0 && !data.is_null()).then(|| Vec::from_raw_parts(data, size, size))
+    }
+}
+
+/// Writes filter state entry `wasm.<name>` of the current stream (a string, kept for the stream's
+/// life: access logs and later filters read it).
+pub fn set_filter_state(name: &str, value: &str) {
+    // SAFETY: pointers and lengths of live strings, read by the host during the call.
+    let status = unsafe { abi::proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    check("set_property", status);
+}
+
 /// proxy-wasm's `MapType::HttpRequestHeaders` and `StreamType::HttpRequest`.
 const REQUEST_HEADERS: u32 = 0;
 const HTTP_REQUEST_STREAM: u32 = 0;
@@ -160,6 +183,18 @@ mod abi {
             grpc_status: i32,
         ) -> u32;
         pub fn proxy_continue_stream(stream_type: u32) -> u32;
+        pub fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_set_property(
+            path_data: *const u8,
+            path_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
     }
 }
 

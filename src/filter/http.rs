@@ -2,8 +2,11 @@
 
 use super::host;
 use super::vm::{Held, Vm};
-use crate::authn::Decision;
+use crate::authn::{Decision, Reply};
+use crate::error::AuthnError;
 use crate::forward::Mutations;
+use crate::identity::Entries;
+use crate::route::{self, RouteChoice};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use std::cell::RefCell;
@@ -29,15 +32,24 @@ pub enum Outcome {
 /// host calls, never `self`.
 pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcome {
     let headers = host::request_headers();
+    // Read before this filter changes any header (which makes Envoy route again): see `route`.
+    let route = match vm.borrow().config.route_metadata {
+        true => route::parse(host::property(route::METADATA_PROPERTY).as_deref()),
+        false => RouteChoice::Rules,
+    };
     // The borrow ends before any host call that could re-enter the VM (a local reply runs on_done).
-    let decision = vm.borrow_mut().decide(&headers, now_ms, held_until);
+    let decision = vm.borrow_mut().decide(&headers, &route, now_ms, held_until);
     match decision {
         Decision::Allow(mutations) => {
             apply(&mutations, &headers);
             Outcome::Continue
         }
         Decision::Deny(reply) => {
-            host::log(LogLevel::Debug, &format!("{} {}: {}", reply.status, path(&headers), reply.reason));
+            host::log(
+                deny_level(&reply),
+                &format!("{} {}: {}{}", reply.status, path(&headers), reply.reason, detail(&route)),
+            );
+            write_filter_state(&reply.filter_state);
             host::send_response(reply.status, &reply.headers, &reply.body);
             Outcome::Answered
         }
@@ -55,6 +67,29 @@ fn apply(m: &Mutations, headers: &[(String, String)]) {
     }
     for (name, value) in &m.set {
         host::set_request_header(name, value);
+    }
+    write_filter_state(&m.filter_state);
+}
+
+/// A route this filter cannot follow is a configuration error: a warning; other refusals are
+/// routine.
+fn deny_level(reply: &Reply) -> LogLevel {
+    let route_errors = [AuthnError::UnknownRequirement, AuthnError::BadRouteMetadata];
+    if route_errors.iter().any(|e| e.reason() == reply.reason) { LogLevel::Warn } else { LogLevel::Debug }
+}
+
+fn detail(route: &RouteChoice) -> String {
+    match route {
+        RouteChoice::Rules => String::new(),
+        RouteChoice::Disabled => " (route: disabled)".to_owned(),
+        RouteChoice::Requirement(name) => format!(" (route requirement_name: {name})"),
+        RouteChoice::Invalid(why) => format!(" (route metadata: {why})"),
+    }
+}
+
+fn write_filter_state(entries: &Entries) {
+    for (name, value) in &entries.0 {
+        host::set_filter_state(name, value);
     }
 }
 

@@ -8,6 +8,7 @@ use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
 use crate::crypto::Crypto;
 use crate::fetch;
+use crate::route::RouteChoice;
 
 pub struct Vm {
     pub config: Config,
@@ -73,9 +74,15 @@ impl Vm {
         now.saturating_add(if wait.for_kid { refetch.min(startup) } else { startup })
     }
 
-    /// Decides a request; `held_until` is the deadline of a request already held (`None` for a
+    /// Decides a request (`route`: its route's metadata); `held_until` is the deadline of a request already held (`None` for a
     /// new one, which may wait for first keys only during the startup hold).
-    pub fn decide(&mut self, headers: &[(String, String)], now_ms: u64, held_until: Option<u64>) -> Decision {
+    pub fn decide(
+        &mut self,
+        headers: &[(String, String)],
+        route: &RouteChoice,
+        now_ms: u64,
+        held_until: Option<u64>,
+    ) -> Decision {
         let (may_wait_for_keys, may_wait_for_kid) = match held_until {
             None => (now_ms < self.startup_hold_ends, true),
             Some(deadline) => (now_ms < deadline, now_ms < deadline),
@@ -86,7 +93,7 @@ impl Vm {
         let decision = authn::decide(
             config,
             &mut env,
-            &Request { headers, may_wait_for_keys, may_wait_for_kid, now_ms },
+            &Request { headers, may_wait_for_keys, may_wait_for_kid, now_ms, route },
         );
         for event in events.drain(..) {
             metrics.record(event);
