@@ -70,6 +70,8 @@ pub struct EnvoyConfig {
     plugin_config_text: Option<String>,
     /// The `idp` cluster's TLS transport socket (`idp_tls`), plain HTTP when `None`.
     idp_tls: Option<Value>,
+    template: &'static str,
+    values: Vec<(&'static str, String)>,
 }
 
 impl EnvoyConfig {
@@ -85,6 +87,8 @@ impl EnvoyConfig {
             failure_policy: "FAIL_CLOSED".into(),
             plugin_config_text: None,
             idp_tls: None,
+            template: "e2e-wasm.yaml.tmpl",
+            values: Vec::new(),
         }
     }
 
@@ -116,6 +120,14 @@ impl EnvoyConfig {
         self
     }
 
+    /// The wasm filter's config from another template in `envoy/` (default `e2e-wasm.yaml.tmpl`),
+    /// with the same placeholders and `values` for its own (strings are YAML-quoted here).
+    pub fn template(mut self, name: &'static str, values: &[(&'static str, &str)]) -> Self {
+        self.template = name;
+        self.values = values.iter().map(|(k, v)| (*k, yaml_quote(v))).collect();
+        self
+    }
+
     /// Reaches the `idp` cluster over TLS: SNI `host`, the server certificate verified against the
     /// CA in `ca_file` and required to name `host` (a DNS subject alternative name).
     pub fn idp_tls(mut self, host: &str, ca_file: &Path) -> Self {
@@ -141,9 +153,12 @@ impl EnvoyConfig {
         }
     }
 
-    /// `envoy/e2e-wasm.yaml.tmpl` with the policy as the plugin's JSON configuration.
+    /// `envoy/e2e-wasm.yaml.tmpl` (or the chosen template) with the policy as the plugin's JSON
+    /// configuration.
     pub fn wasm(&self) -> String {
-        fill(&template("e2e-wasm.yaml.tmpl"), &self.wasm_values())
+        let mut values = self.wasm_values();
+        values.extend(self.values.iter().cloned());
+        fill(&template(self.template), &values)
     }
 
     /// `envoy/e2e-ecds.yaml.tmpl`: the filter comes by ECDS from the file `ecds_path` (see
