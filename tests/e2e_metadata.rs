@@ -12,6 +12,7 @@ use support::config::{AUDIENCE, EnvoyConfig, Filter, ISSUER, corp_jwks, corp_tok
 use support::envoy::TempDir;
 use support::http::Response;
 use support::mint::{TestKey, Token};
+use support::servers::JwksServer;
 use support::{Stack, upstream_headers, wait_until};
 
 /// `corp` writes every identity entry; `requirement_map` makes the filter read route metadata.
@@ -20,7 +21,7 @@ fn policy() -> Value {
         "providers": {
             "corp": {
                 "issuer": ISSUER,
-                "audiences": [AUDIENCE, "strict.example"],
+                "audiences": [AUDIENCE],
                 "remote_jwks": {"http_uri": {"uri": "http://idp/jwks.json", "cluster": "idp", "timeout": "5s"}},
                 "claim_to_headers": [{"header_name": "x-jwt-sub", "claim_name": "sub"}],
                 "payload_in_metadata": "jwt_payload",
@@ -38,9 +39,13 @@ fn policy() -> Value {
 
 /// An Envoy from the identity template, logging to a file in `dir`.
 fn start(policy: Value, dir: &TempDir) -> Option<(Stack, PathBuf)> {
+    start_on(JwksServer::new(&corp_jwks()), policy, dir)
+}
+
+fn start_on(jwks: JwksServer, policy: Value, dir: &TempDir) -> Option<(Stack, PathBuf)> {
     let log = dir.path().join("access.log");
     let path = log.to_string_lossy().into_owned();
-    let stack = Stack::start_with(Filter::Wasm, &corp_jwks(), 2, |idp, upstream| {
+    let stack = Stack::start_on(Filter::Wasm, jwks, 2, |idp, upstream| {
         EnvoyConfig::new(policy, idp, upstream).template("identity.yaml.tmpl", &[("ACCESS_LOG_PATH", &path)])
     })?;
     Some((stack, log))
@@ -167,5 +172,29 @@ fn a_client_sent_output_header_cannot_pick_an_unprotected_route() {
     let headers = upstream_headers(&stack.get_with("/open/rerouted", &forged));
     assert!(headers.get("x-jwt-sub").is_none(), "{headers}");
     assert_eq!(logged(&log, "/open/rerouted")["route"], "default", "Envoy routed again after the filter");
+    stack.envoy.assert_no_wasm_failures();
+}
+
+/// A request held for first keys is decided again later from the root context, which reads the
+/// route again: it must still be the request's route. Here `strict` accepts the audience
+/// strict.example that the rules refuse, so a request decided by the wrong route would get 403.
+#[test]
+fn a_request_held_for_keys_keeps_its_route_requirement_and_identity() {
+    let dir = TempDir::new("held");
+    let Some((mut stack, log)) = start_on(JwksServer::reserve(), policy(), &dir) else { return };
+    let port = stack.envoy.port();
+    let send = |path: &'static str, token: String| {
+        std::thread::spawn(move || support::http::get(port, path, Some(&token)))
+    };
+    let strict = send("/strict/held", token().aud("strict.example").sign());
+    let rules = send("/api/held", token().sign());
+    let active = || stack.envoy.stat("http.ingress_http.downstream_rq_active");
+    assert!(wait_until(Duration::from_secs(5), || active() == Some(2)), "held: {:?}", active());
+    stack.jwks.set_body(&corp_jwks());
+    stack.jwks.start();
+    for (held, path) in [(strict, "/strict/held"), (rules, "/api/held")] {
+        assert_eq!(upstream_headers(&held.join().unwrap())["x-jwt-sub"], json!(["alice"]), "{path}");
+        assert_eq!(logged(&log, path)["sub"], "alice", "{path}");
+    }
     stack.envoy.assert_no_wasm_failures();
 }

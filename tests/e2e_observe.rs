@@ -31,7 +31,7 @@ const OUTPUT_HEADERS: [&str; 8] = [
 
 /// Request-level metrics after the prefix, then per provider after `provider.<name>.` (the
 /// gauge `jwks_age_seconds` last). These names are an interface: dashboards and alerts use them.
-const CATEGORIES: [&str; 13] = [
+const CATEGORIES: [&str; 14] = [
     "missing",
     "malformed",
     "alg_not_allowed",
@@ -45,6 +45,7 @@ const CATEGORIES: [&str; 13] = [
     "subject",
     "insufficient_scope",
     "keys_unavailable",
+    "route",
 ];
 const REQUEST_METRICS: [&str; 3] = ["allowed", "report.allowed", "cors_preflight_bypassed"];
 const PROVIDER_METRICS: [&str; 8] = [
