@@ -82,7 +82,10 @@ mod tests {
             }
         );
         assert!(config.warnings.iter().all(|w| !w.contains("metadata")), "{:?}", config.warnings);
-        assert!(parse(&with(P, "jwt_cache_config", json!({}))).unwrap().providers[0].identity.is_empty());
+        assert_eq!(
+            parse(&with(P, "jwt_cache_config", json!({}))).unwrap().providers[0].identity,
+            Outputs::default()
+        );
     }
 
     #[test]
