@@ -7,7 +7,9 @@
 //! struct over as a proxy-wasm pair map (the header-map layout: count, lengths, NUL-terminated
 //! keys and values) whose values are CEL-serialized: a string as its bytes, a boolean as one byte
 //! (1 for true), a number as 8 bytes of a little-endian double. A route without the struct gives
-//! nothing.
+//! nothing. Types are not marked, so `disabled` is the one byte 1 (a string "\u{1}" would pass
+//! too; any other value is refused) and `requirement_name` any non-empty UTF-8 value, looked up
+//! exactly in `requirement_map` (a number there names no requirement: refused).
 //!
 //! Which route: Envoy matches the route before any filter runs, and the property reports that
 //! route for the whole of this filter's callback, even after this filter changed request headers
@@ -45,27 +47,25 @@ pub fn parse(value: Option<&[u8]>) -> RouteChoice {
     let Some(pairs) = pairs(bytes) else {
         return RouteChoice::Invalid("the metadata is not a struct".into());
     };
+    let unknown: Vec<_> =
+        pairs.iter().filter(|(k, _)| !matches!(*k, "disabled" | "requirement_name")).collect();
+    if !unknown.is_empty() {
+        let names: Vec<String> = unknown.iter().map(|(k, _)| format!("`{k}`")).collect();
+        return RouteChoice::Invalid(format!(
+            "unknown field {} (expected `disabled` or `requirement_name`)",
+            names.join(", ")
+        ));
+    }
     match pairs.as_slice() {
         [("disabled", [1])] => RouteChoice::Disabled,
         [("disabled", _)] => RouteChoice::Invalid("`disabled` must be true".into()),
-        [("requirement_name", name)] => match std::str::from_utf8(name) {
+        [(_, name)] => match std::str::from_utf8(name) {
             Ok(name) if !name.is_empty() => RouteChoice::Requirement(name.to_owned()),
             _ => RouteChoice::Invalid("`requirement_name` must be a non-empty string".into()),
         },
         [] => RouteChoice::Invalid("set `disabled` or `requirement_name`".into()),
-        [_] => RouteChoice::Invalid(format!(
-            "unknown field (expected `disabled` or `requirement_name`): {}",
-            keys(&pairs)
-        )),
-        _ => RouteChoice::Invalid(format!(
-            "set only one of `disabled` and `requirement_name`, not {}",
-            keys(&pairs)
-        )),
+        _ => RouteChoice::Invalid("set only one of `disabled` and `requirement_name`".into()),
     }
-}
-
-fn keys(pairs: &[(&str, &[u8])]) -> String {
-    pairs.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// A proxy-wasm pair map: a u32 count, then each pair's key and value lengths (u32,
@@ -141,7 +141,9 @@ mod tests {
         let disabled = b"\x01\0\0\0\x08\0\0\0\x01\0\0\0disabled\0\x01\0";
         assert_eq!(parse(Some(disabled)), RouteChoice::Disabled);
         let two = map(&[("n", &5f64.to_le_bytes()), ("requirement_name", b"R")]);
-        assert!(invalid(&two), "an unknown member is refused, as jwt_authn's proto validation would");
+        let unknown =
+            RouteChoice::Invalid("unknown field `n` (expected `disabled` or `requirement_name`)".into());
+        assert_eq!(parse(Some(&two)), unknown, "refused, as jwt_authn's proto validation would");
         assert_eq!(parse(Some(&map(&[("requirement_name", b"R")]))), RouteChoice::Requirement("R".into()));
         assert_eq!(parse(None), RouteChoice::Rules);
         assert_eq!(parse(Some(b"")), RouteChoice::Rules);
