@@ -33,7 +33,8 @@ pub enum Outcome {
 pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcome {
     let headers = host::request_headers();
     // Read before this filter changes any header (which makes Envoy route again): see `route`.
-    let route = match vm.borrow().config.route_metadata {
+    let read_route = vm.borrow().config.route_metadata;
+    let route = match read_route {
         true => route::parse(host::property(route::METADATA_PROPERTY).as_deref()),
         false => RouteChoice::Rules,
     };
