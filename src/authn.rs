@@ -15,6 +15,7 @@ use crate::jwks::KeySet;
 use crate::policy::Policy;
 use crate::requirement::{self, ProviderOutcome, Verdict};
 use crate::route::RouteChoice;
+use crate::shared_record::{Digester, KeySetId, TokenDigest, TokenRecord};
 use crate::verify::{self, Decoded, VerifiedJwt};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -37,6 +38,8 @@ pub struct ReadyKeys<'a> {
     pub unknown_kid: UnknownKid,
     /// The keys are past their freshness (refreshes failing), served within `max_stale`.
     pub stale: bool,
+    /// Exactly which key set these are, for the shared record of verified tokens.
+    pub id: KeySetId,
 }
 
 /// What a token whose `kid` is not in the key set may do (see `fetch` for the refetch rules).
@@ -50,13 +53,19 @@ pub enum UnknownKid {
     Refetch,
 }
 
-/// What the VM lends the decision: its keys, its signature backend, its token caches, and a log
-/// of what happened (for metrics).
+/// What the VM lends the decision: its keys, its signature backend, its token caches, the
+/// process-wide record of verified tokens, and a log of what happened (for metrics).
+///
+/// A token is looked up in the VM's cache first (no host call), then in the shared record (one
+/// read), and only then verified (and written to both).
 pub struct Env<'a> {
     pub keys: &'a dyn Fn(ProviderId) -> KeyState<'a>,
     pub crypto: &'a dyn Crypto,
     /// One per provider, by id; an empty slice caches nothing.
     pub caches: &'a mut [TokenCache],
+    /// Names tokens in the caches and the shared record.
+    pub digester: &'a Digester,
+    pub shared: &'a mut dyn TokenRecord,
     pub events: &'a mut Vec<Event>,
 }
 
@@ -77,6 +86,10 @@ pub enum Event {
     Refused(ProviderId, AuthnError),
     CacheHit(ProviderId),
     CacheMiss(ProviderId),
+    /// A token's signature was checked with some key (not counted: no key to try).
+    SignatureChecked(ProviderId),
+    /// Another VM had verified the token: its signature was not checked again.
+    SharedHit(ProviderId),
     /// A token verified with keys past their freshness.
     StaleServed(ProviderId),
 }
@@ -258,7 +271,7 @@ struct Checked {
 struct Triage<'t> {
     verified: Vec<(Location, Rc<VerifiedJwt>)>,
     other_issuer: Vec<Location>,
-    decoded: Vec<(&'t FoundToken, Decoded<'t>)>,
+    decoded: Vec<(&'t FoundToken, TokenDigest, Decoded<'t>)>,
 }
 
 impl Checked {
@@ -318,15 +331,15 @@ impl Checked {
                 return Some(refused(env, id, AuthnError::KeysUnavailable));
             }
         };
-        for (token, decoded) in std::mem::take(&mut triage.decoded) {
-            let result = decoded
-                .check_signature(env.crypto, ready.keys)
+        for (token, digest, decoded) in std::mem::take(&mut triage.decoded) {
+            let result = signature(env, id, &ready, digest, decoded)
                 .and_then(|jwt| authz::check(provider, &jwt.claims).map(|()| Rc::new(jwt)));
             let cache = env.caches.get_mut(id);
+            let token_len = token.token.len();
             match result {
                 Ok(jwt) => {
                     if let Some(c) = cache {
-                        c.insert_verified(&token.token, Rc::clone(&jwt));
+                        c.insert_verified(digest, token_len, Rc::clone(&jwt));
                     }
                     if ready.stale {
                         env.events.push(Event::StaleServed(id));
@@ -344,7 +357,7 @@ impl Checked {
                 }
                 Err(e) => {
                     if let Some(c) = cache {
-                        c.insert_refused(&token.token, e, request.now_ms);
+                        c.insert_refused(digest, token_len, e, request.now_ms);
                     }
                     return Some(refused(env, id, AuthnError::Jwt(e)));
                 }
@@ -352,6 +365,31 @@ impl Checked {
         }
         None
     }
+}
+
+/// The signature of a decoded token: known good from the shared record (another VM verified this
+/// exact token under this exact key set, see `shared_record`), else checked here and, when good,
+/// recorded there. Only the signature is skipped: `decode` has checked the form, header and
+/// claims of this request as for any token.
+fn signature(
+    env: &mut Env<'_>,
+    id: ProviderId,
+    ready: &ReadyKeys<'_>,
+    digest: TokenDigest,
+    decoded: Decoded<'_>,
+) -> Result<VerifiedJwt, JwtError> {
+    if env.shared.verified(id, &ready.id, digest) {
+        env.events.push(Event::SharedHit(id));
+        return Ok(decoded.signature_verified_elsewhere());
+    }
+    let checked = decoded.check_signature(env.crypto, ready.keys);
+    // A token no key could be tried on cost no signature check.
+    if !matches!(checked, Err(JwtError::UnknownKid | JwtError::NoMatchingKey)) {
+        env.events.push(Event::SignatureChecked(id));
+    }
+    let jwt = checked?;
+    env.shared.record(id, &ready.id, digest);
+    Ok(jwt)
 }
 
 /// Sorts a provider's tokens without keys: cached ones (claims checked again), tokens of another
@@ -369,7 +407,8 @@ fn triage<'t>(
     let mut triage = Triage::default();
     let cache = env.caches.get(id).filter(|c| c.enabled());
     for token in found {
-        match cache.map(|c| c.get(&token.token, request.now_ms)) {
+        let digest = env.digester.digest(&token.token);
+        match cache.map(|c| c.get(digest, request.now_ms)) {
             Some(Some(Cached::Verified(jwt))) => {
                 env.events.push(Event::CacheHit(id));
                 // The keys that verified it must still be servable (not past `max_stale`).
@@ -390,7 +429,7 @@ fn triage<'t>(
             None => {}
         }
         match verify::decode(&token.token, policy, audiences, now) {
-            Ok(d) => triage.decoded.push((token, d)),
+            Ok(d) => triage.decoded.push((token, digest, d)),
             Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location.clone()),
             Err(e) => return Err(AuthnError::Jwt(e)),
         }

@@ -6,9 +6,16 @@
 //! Tokens whose signature failed are kept for a short while in a smaller negative cache, so a flood
 //! of one forged token costs one verification. Both are cleared when the provider's keys change.
 //! Eviction is first-in first-out: cheap, bounded, and an attacker cannot keep entries alive.
+//!
+//! Entries are keyed by the token's 128-bit keyed digest (`shared_record::Digester`), computed
+//! once per token and also used for the shared record, instead of the token itself: inserting a
+//! fresh token copies 16 bytes, not the whole token twice (map key and eviction order). Sound for
+//! the reason the shared record is: without the process's secret key nobody can make another
+//! token with a recorded token's digest.
 
 use crate::config::JwtCacheConfig;
 use crate::error::JwtError;
+use crate::shared_record::TokenDigest;
 use crate::verify::VerifiedJwt;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -51,25 +58,26 @@ impl TokenCache {
         self.capacity > 0
     }
 
-    pub fn get(&self, token: &str, now_ms: u64) -> Option<Cached> {
-        if let Some(jwt) = self.verified.map.get(token) {
+    pub fn get(&self, token: TokenDigest, now_ms: u64) -> Option<Cached> {
+        if let Some(jwt) = self.verified.map.get(&token) {
             return Some(Cached::Verified(Rc::clone(jwt)));
         }
-        match self.refused.map.get(token) {
+        match self.refused.map.get(&token) {
             Some((error, until)) if now_ms < *until => Some(Cached::Refused(*error)),
             _ => None,
         }
     }
 
-    pub fn insert_verified(&mut self, token: &str, jwt: Rc<VerifiedJwt>) {
-        if self.keeps(token) {
+    /// `token_len`: the token's length, as `jwt_max_token_size` limits what is kept.
+    pub fn insert_verified(&mut self, token: TokenDigest, token_len: usize, jwt: Rc<VerifiedJwt>) {
+        if self.keeps(token_len) {
             self.verified.insert(token, jwt, self.capacity);
         }
     }
 
     /// Remembers a refusal that only a key change could undo (a signature or key mismatch).
-    pub fn insert_refused(&mut self, token: &str, error: JwtError, now_ms: u64) {
-        if self.keeps(token) && matches!(error, JwtError::BadSignature | JwtError::NoMatchingKey) {
+    pub fn insert_refused(&mut self, token: TokenDigest, token_len: usize, error: JwtError, now_ms: u64) {
+        if self.keeps(token_len) && matches!(error, JwtError::BadSignature | JwtError::NoMatchingKey) {
             let until = now_ms.saturating_add(NEGATIVE_TTL_MS);
             self.refused.insert(token, (error, until), NEGATIVE_CAPACITY.min(self.capacity));
         }
@@ -89,16 +97,16 @@ impl TokenCache {
         self.len() == 0
     }
 
-    fn keeps(&self, token: &str) -> bool {
-        self.capacity > 0 && token.len() <= self.max_token_bytes
+    fn keeps(&self, token_len: usize) -> bool {
+        self.capacity > 0 && token_len <= self.max_token_bytes
     }
 }
 
 /// A map with first-in first-out eviction at a capacity.
 #[derive(Debug)]
 struct Bounded<V> {
-    map: HashMap<String, V>,
-    order: VecDeque<String>,
+    map: HashMap<TokenDigest, V>,
+    order: VecDeque<TokenDigest>,
 }
 
 impl<V> Default for Bounded<V> {
@@ -109,9 +117,9 @@ impl<V> Default for Bounded<V> {
 
 impl<V> Bounded<V> {
     /// Callers only insert with a capacity above 0 (`TokenCache::keeps`).
-    fn insert(&mut self, key: &str, value: V, capacity: usize) {
-        if self.map.insert(key.to_owned(), value).is_none() {
-            self.order.push_back(key.to_owned());
+    fn insert(&mut self, key: TokenDigest, value: V, capacity: usize) {
+        if self.map.insert(key, value).is_none() {
+            self.order.push_back(key);
         }
         while self.map.len() > capacity {
             match self.order.pop_front() {
@@ -128,7 +136,13 @@ impl<V> Bounded<V> {
 mod tests {
     use super::*;
     use crate::claims::Claims;
+    use crate::shared_record::Digester;
     use crate::token::Header;
+
+    /// Digests of test tokens (any fixed key: these tests are about the cache's bounds).
+    fn d(token: &str) -> TokenDigest {
+        Digester::new(&[9; 16]).digest(token)
+    }
 
     fn jwt() -> Rc<VerifiedJwt> {
         Rc::new(VerifiedJwt {
@@ -143,46 +157,46 @@ mod tests {
     fn remembers_verified_tokens_up_to_capacity_first_in_first_out() {
         let mut cache = TokenCache::new(2, 100);
         for t in ["a", "b", "c"] {
-            cache.insert_verified(t, jwt());
+            cache.insert_verified(d(t), 1, jwt());
         }
-        assert!(cache.get("a", 0).is_none(), "the oldest went first");
-        assert!(matches!(cache.get("b", 0), Some(Cached::Verified(_))));
-        assert!(matches!(cache.get("c", 0), Some(Cached::Verified(_))));
-        cache.insert_verified("c", jwt());
+        assert!(cache.get(d("a"), 0).is_none(), "the oldest went first");
+        assert!(matches!(cache.get(d("b"), 0), Some(Cached::Verified(_))));
+        assert!(matches!(cache.get(d("c"), 0), Some(Cached::Verified(_))));
+        cache.insert_verified(d("c"), 1, jwt());
         assert_eq!(cache.len(), 2, "re-inserting does not grow the cache");
     }
 
     #[test]
     fn disabled_or_oversize_tokens_are_not_kept() {
         let mut off = TokenCache::new(0, 100);
-        off.insert_verified("a", jwt());
-        off.insert_refused("b", JwtError::BadSignature, 0);
+        off.insert_verified(d("a"), 1, jwt());
+        off.insert_refused(d("b"), 1, JwtError::BadSignature, 0);
         assert!(off.is_empty());
         let mut small = TokenCache::new(10, 3);
-        small.insert_verified("abcd", jwt());
-        assert!(small.get("abcd", 0).is_none());
-        small.insert_verified("abc", jwt());
-        assert!(small.get("abc", 0).is_some());
+        small.insert_verified(d("abcd"), 4, jwt());
+        assert!(small.get(d("abcd"), 0).is_none());
+        small.insert_verified(d("abc"), 3, jwt());
+        assert!(small.get(d("abc"), 0).is_some());
     }
 
     #[test]
     fn refusals_expire_and_only_key_dependent_ones_are_kept() {
         let mut cache = TokenCache::new(10, 100);
-        cache.insert_refused("forged", JwtError::BadSignature, 1_000);
-        cache.insert_refused("expired", JwtError::Expired, 1_000);
-        assert!(matches!(cache.get("forged", 1_000), Some(Cached::Refused(JwtError::BadSignature))));
-        assert!(cache.get("forged", 1_000 + NEGATIVE_TTL_MS).is_none(), "expired entry");
-        assert!(cache.get("expired", 1_000).is_none(), "time-dependent refusals are checked afresh");
+        cache.insert_refused(d("forged"), 6, JwtError::BadSignature, 1_000);
+        cache.insert_refused(d("expired"), 7, JwtError::Expired, 1_000);
+        assert!(matches!(cache.get(d("forged"), 1_000), Some(Cached::Refused(JwtError::BadSignature))));
+        assert!(cache.get(d("forged"), 1_000 + NEGATIVE_TTL_MS).is_none(), "expired entry");
+        assert!(cache.get(d("expired"), 1_000).is_none(), "time-dependent refusals are checked afresh");
     }
 
     #[test]
     fn negative_cache_is_bounded_separately() {
         let mut cache = TokenCache::new(10_000, 100);
         for i in 0..NEGATIVE_CAPACITY + 50 {
-            cache.insert_refused(&i.to_string(), JwtError::BadSignature, 0);
+            cache.insert_refused(d(&i.to_string()), 1, JwtError::BadSignature, 0);
         }
         assert_eq!(cache.len(), NEGATIVE_CAPACITY);
-        cache.insert_verified("good", jwt());
+        cache.insert_verified(d("good"), 4, jwt());
         cache.clear();
         assert!(cache.is_empty());
     }

@@ -29,6 +29,7 @@ pub mod jwks;
 pub mod policy;
 pub mod requirement;
 pub mod route;
+pub mod shared_record;
 pub mod token;
 pub mod verify;
 

@@ -5,23 +5,30 @@
 
 mod support;
 
-use Event::{Allowed, CacheHit, CacheMiss, Denied, Refused, Reported, StaleServed, Verified};
+use Event::{
+    Allowed, CacheHit, CacheMiss, Denied, Refused, Reported, SharedHit, SignatureChecked, StaleServed,
+    Verified,
+};
 use jwt_authn_wasm::alg::Algorithm;
 use jwt_authn_wasm::authn::{
     self, Decision, Env, Event, KeyState, RETRY_AFTER_SECONDS, ReadyKeys, Reply, Request, UnknownKid, Wait,
 };
 use jwt_authn_wasm::cache::TokenCache;
-use jwt_authn_wasm::config::{Config, KeySource, ProviderId};
+use jwt_authn_wasm::config::{Config, CryptoMode, KeySource, ProviderId};
 use jwt_authn_wasm::crypto::{Crypto, RustCrypto};
 use jwt_authn_wasm::error::{AuthnError, JwtError};
 use jwt_authn_wasm::forward::Mutations;
 use jwt_authn_wasm::identity::Entries;
 use jwt_authn_wasm::jwks::{Jwk, KeySet};
 use jwt_authn_wasm::route::RouteChoice;
+use jwt_authn_wasm::shared_record::{Digester, KeySetId, MemStore, SharedRecord};
 use serde_json::{Value, json};
 use std::cell::Cell;
 use support::config::corp_jwks;
 use support::mint::{self, TestKey, Token};
+
+/// The process's digest key, as every VM of one Envoy shares it.
+static DIGESTER: std::sync::LazyLock<Digester> = std::sync::LazyLock::new(|| Digester::new(&[42; 16]));
 
 /// The fixed clock (Unix seconds): tokens are minted around it.
 const NOW: i64 = 1_800_000_000;
@@ -144,16 +151,25 @@ impl Crypto for Counting {
 
 /// What a provider's keys look like to the decision.
 enum Keys {
-    Ready(KeySet, UnknownKid, bool),
+    /// The keys, what an unknown `kid` does, whether they are stale, and which set they are.
+    Ready(KeySet, UnknownKid, bool, KeySetId),
     Pending,
     Unavailable,
 }
 
-/// A config with the state a VM keeps between requests: keys, token caches, the crypto backend.
+/// The identity of the fixture key set (`corp_jwks`) as a VM would name it.
+fn fixture_id() -> KeySetId {
+    KeySetId::remote("corp", "idp/jwks.json", CryptoMode::Auto, corp_jwks().as_bytes())
+}
+
+/// A config with the state a VM keeps between requests: keys, token caches, the shared record of
+/// verified tokens (each `Filter` its own store unless `sharing` another's), the crypto backend.
 struct Filter {
     config: Config,
     keys: Vec<Keys>,
     caches: Vec<TokenCache>,
+    store: &'static MemStore,
+    shared: SharedRecord<&'static MemStore>,
     crypto: Counting,
 }
 
@@ -165,12 +181,31 @@ impl Filter {
             .providers
             .iter()
             .map(|p| match &p.keys {
-                KeySource::Local(set) => Keys::Ready(set.clone(), UnknownKid::Refuse, false),
+                KeySource::Local(set) => Keys::Ready(
+                    set.clone(),
+                    UnknownKid::Refuse,
+                    false,
+                    KeySetId::local(&p.name, CryptoMode::Auto, doc.to_string().as_bytes()),
+                ),
                 KeySource::Remote(_) => Keys::Pending,
             })
             .collect();
         let caches = config.providers.iter().map(|p| TokenCache::configured(&p.jwt_cache)).collect();
-        Filter { config, keys, caches, crypto: Counting::default() }
+        // Leaked: a few bytes per test, and `sharing` lends the store to another "VM".
+        let store: &'static MemStore = Box::leak(Box::default());
+        let sizes = config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
+        let shared = SharedRecord::new(store, sizes);
+        Filter { config, keys, caches, store, shared, crypto: Counting::default() }
+    }
+
+    /// Another VM of the same Envoy: the same config and keys, its own caches and backend, the
+    /// same shared data.
+    fn sharing(other: &Filter, doc: Value) -> Filter {
+        let mut f = Filter::new(doc);
+        let sizes = f.config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
+        f.shared = SharedRecord::new(other.store, sizes);
+        f.store = other.store;
+        f
     }
 
     fn id(&self, name: &str) -> ProviderId {
@@ -185,21 +220,27 @@ impl Filter {
     /// The fixture keys for provider `name`, with this answer for an unknown `kid`.
     fn unknown_kid(&mut self, name: &str, answer: UnknownKid) {
         let set = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
-        self.set_keys(name, Keys::Ready(set, answer, false));
+        self.set_keys(name, Keys::Ready(set, answer, false, fixture_id()));
     }
 
     fn decide(&mut self, req: &Req) -> (Decision, Vec<Event>) {
         let keys = &self.keys;
         let key_state = |id: ProviderId| match keys.get(id) {
-            Some(Keys::Ready(set, unknown_kid, stale)) => {
-                KeyState::Ready(ReadyKeys { keys: set, unknown_kid: *unknown_kid, stale: *stale })
+            Some(Keys::Ready(set, unknown_kid, stale, id)) => {
+                KeyState::Ready(ReadyKeys { keys: set, unknown_kid: *unknown_kid, stale: *stale, id: *id })
             }
             Some(Keys::Pending) => KeyState::Pending,
             Some(Keys::Unavailable) | None => KeyState::Unavailable,
         };
         let mut events = Vec::new();
-        let mut env =
-            Env { keys: &key_state, crypto: &self.crypto, caches: &mut self.caches, events: &mut events };
+        let mut env = Env {
+            keys: &key_state,
+            crypto: &self.crypto,
+            caches: &mut self.caches,
+            digester: &DIGESTER,
+            shared: &mut self.shared,
+            events: &mut events,
+        };
         let request = Request {
             headers: &req.headers,
             may_wait_for_keys: req.wait_keys,
@@ -335,7 +376,7 @@ fn claims_and_payload_go_upstream_and_the_token_is_stripped() {
         ],
     );
     assert_eq!(decision, expected, "x-email: claim absent, so only removed");
-    assert_eq!(events, [CacheMiss(0), Verified(0), Allowed]);
+    assert_eq!(events, [CacheMiss(0), SignatureChecked(0), Verified(0), Allowed]);
 }
 
 #[test]
@@ -479,6 +520,9 @@ fn failures_answer_with_their_status_challenge_and_body() {
     );
     let token = |t: Token<'static>| get("/api").bearer(&t.sign());
     let miss_refused_denied = |e: AuthnError| vec![CacheMiss(0), Refused(0, e), Denied(e)];
+    // Refused at or after the signature check.
+    let checked_refused_denied =
+        |e: AuthnError| vec![CacheMiss(0), SignatureChecked(0), Refused(0, e), Denied(e)];
     let cases: Vec<(&str, Req, Decision, Vec<Event>)> = vec![
         (
             "missing: no error code (RFC 6750 §3.1)",
@@ -502,7 +546,7 @@ fn failures_answer_with_their_status_challenge_and_body() {
             "bad signature",
             get("/api").bearer(&mint::tamper(&ok().sign())),
             refusal(401, "invalid_token", "jwt_bad_signature"),
-            miss_refused_denied(jwt(BadSignature)),
+            checked_refused_denied(jwt(BadSignature)),
         ),
         (
             "algorithm not allowed",
@@ -556,25 +600,25 @@ fn failures_answer_with_their_status_challenge_and_body() {
             "a scope missing: 403 insufficient_scope",
             token(ok().claim("scope", json!("write"))),
             refusal(403, "insufficient_scope", "jwt_insufficient_scope"),
-            miss_refused_denied(jwt(InsufficientScope)),
+            checked_refused_denied(jwt(InsufficientScope)),
         ),
         (
             "scp instead of scope works, a missing one does not",
             token(ok().remove_claim("scope").claim("scp", json!(["write"]))),
             refusal(403, "insufficient_scope", "jwt_insufficient_scope"),
-            miss_refused_denied(jwt(InsufficientScope)),
+            checked_refused_denied(jwt(InsufficientScope)),
         ),
         (
             "required claim with another value: 403 insufficient_scope",
             token(ok().claim("tenant", json!("initech"))),
             refusal(403, "insufficient_scope", "jwt_required_claim_mismatch"),
-            miss_refused_denied(jwt(ClaimMismatch)),
+            checked_refused_denied(jwt(ClaimMismatch)),
         ),
         (
             "required claim absent",
             token(ok().remove_claim("tenant")),
             refusal(403, "insufficient_scope", "jwt_required_claim_mismatch"),
-            miss_refused_denied(jwt(ClaimMismatch)),
+            checked_refused_denied(jwt(ClaimMismatch)),
         ),
     ];
     for (name, req, expected, expected_events) in cases {
@@ -706,10 +750,10 @@ fn a_known_kid_verifies_while_a_refetch_would_be_allowed() {
 fn stale_keys_still_verify_and_say_so() {
     let mut f = Filter::new(corp_only(json!({})));
     let set = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
-    f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true));
+    f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true, fixture_id()));
     let (decision, events) = f.decide(&get("/api").bearer(&good().sign()));
     assert_eq!(decision, allow(&[STATUS, "authorization"], &[]));
-    assert_eq!(events, [CacheMiss(0), StaleServed(0), Verified(0), Allowed]);
+    assert_eq!(events, [CacheMiss(0), SignatureChecked(0), StaleServed(0), Verified(0), Allowed]);
 }
 
 // ---- Report mode -----------------------------------------------------------------------------
@@ -725,7 +769,7 @@ fn report_mode_lets_every_request_through_with_its_status() {
             "valid: claims forwarded, token stripped, status ok",
             get("/api").bearer(&good().sign()),
             allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice"), (STATUS, "ok")]),
-            vec![CacheMiss(0), Verified(0), Allowed],
+            vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed],
         ),
         (
             "expired: through, token kept",
@@ -745,6 +789,7 @@ fn report_mode_lets_every_request_through_with_its_status() {
             allow(&remove, &[(STATUS, "jwt_bad_signature")]),
             vec![
                 CacheMiss(0),
+                SignatureChecked(0),
                 Refused(0, e(JwtError::BadSignature)),
                 Denied(e(JwtError::BadSignature)),
                 Reported,
@@ -875,7 +920,10 @@ fn a_cached_token_skips_the_signature_but_not_the_claims() {
     let token = good().sign();
     let expected = allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice")]);
     let (first, events) = f.decide(&get("/api").bearer(&token));
-    assert_eq!((first, events, f.crypto_calls()), (expected, vec![CacheMiss(0), Verified(0), Allowed], 1));
+    assert_eq!(
+        (first, events, f.crypto_calls()),
+        (expected, vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed], 1)
+    );
     for _ in 0..3 {
         let (again, events) = f.decide(&get("/api").bearer(&token));
         let expected = allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice")]);
@@ -895,7 +943,7 @@ fn a_cached_token_follows_the_state_of_its_keys() {
     let (first, _) = f.decide(&get("/api").bearer(&token));
     assert!(matches!(first, Decision::Allow(_)));
     // Stale keys still serve the cached token, and say so.
-    f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true));
+    f.set_keys("corp", Keys::Ready(set, UnknownKid::Refuse, true, fixture_id()));
     let (stale, events) = f.decide(&get("/api").bearer(&token));
     assert!(matches!(stale, Decision::Allow(_)));
     assert_eq!(events, vec![CacheHit(0), StaleServed(0), Verified(0), Allowed]);
@@ -915,7 +963,10 @@ fn a_forged_token_is_verified_once() {
     let e = jwt(JwtError::BadSignature);
     let (first, events) = f.decide(&get("/api").bearer(&forged));
     assert_eq!(first, refusal(401, "invalid_token", "jwt_bad_signature"));
-    assert_eq!((events, f.crypto_calls()), (vec![CacheMiss(0), Refused(0, e), Denied(e)], 1));
+    assert_eq!(
+        (events, f.crypto_calls()),
+        (vec![CacheMiss(0), SignatureChecked(0), Refused(0, e), Denied(e)], 1)
+    );
     let (again, events) = f.decide(&get("/api").bearer(&forged));
     assert_eq!(again, refusal(401, "invalid_token", "jwt_bad_signature"));
     assert_eq!((events, f.crypto_calls()), (vec![CacheHit(0), Refused(0, e), Denied(e)], 1));
@@ -928,8 +979,120 @@ fn a_disabled_cache_verifies_every_time_and_counts_no_lookups() {
     for calls in 1..=2 {
         let (decision, events) = f.decide(&get("/api").bearer(&token));
         assert_eq!(decision, allow(&[STATUS, "authorization"], &[]));
-        assert_eq!((events, f.crypto_calls()), (vec![Verified(0), Allowed], calls));
+        assert_eq!((events, f.crypto_calls()), (vec![SignatureChecked(0), Verified(0), Allowed], calls));
     }
+}
+
+// ---- The shared record of verified tokens (two VMs of one Envoy) --------------------------------
+
+#[test]
+fn a_token_verified_by_one_vm_is_not_verified_again_by_another() {
+    let doc = corp_only(json!({"claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]}));
+    let mut a = Filter::new(doc.clone());
+    let mut b = Filter::sharing(&a, doc);
+    let token = good().sign();
+    let expected = || allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice")]);
+    let (first, events) = a.decide(&get("/api").bearer(&token));
+    assert_eq!((first, events), (expected(), vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed]));
+    let (other, events) = b.decide(&get("/api").bearer(&token));
+    assert_eq!((other, events), (expected(), vec![CacheMiss(0), SharedHit(0), Verified(0), Allowed]));
+    assert_eq!((a.crypto_calls(), b.crypto_calls()), (1, 0));
+    // The shared hit went into b's own cache: no shared read the next time.
+    let (again, events) = b.decide(&get("/api").bearer(&token));
+    assert_eq!((again, events), (expected(), vec![CacheHit(0), Verified(0), Allowed]));
+}
+
+#[test]
+fn a_shared_hit_skips_only_the_signature() {
+    let doc = corp_only(json!({"required_scopes": ["read"]}));
+    let mut a = Filter::new(doc.clone());
+    let token = good().claim("scope", json!("read")).sign();
+    assert!(matches!(a.decide(&get("/api").bearer(&token)).0, Decision::Allow(_)));
+    // Too late for this token: its time is checked before the record is even asked.
+    let mut b = Filter::sharing(&a, doc.clone());
+    let (late, events) = b.decide(&get("/api").bearer(&token).at(NOW + 3600 + 61));
+    let e = jwt(JwtError::Expired);
+    assert_eq!(
+        (late, events),
+        (refusal(401, "invalid_token", "jwt_expired"), vec![CacheMiss(0), Refused(0, e), Denied(e)])
+    );
+    // Another VM whose rule wants another scope: the claims are checked after the shared hit.
+    let stricter = corp_only(json!({"required_scopes": ["write"]}));
+    let mut c = Filter::sharing(&a, stricter);
+    // (Its config differs, so its local keys are another key set: give it a's.)
+    c.keys = std::mem::take(&mut b.keys);
+    let (refused, events) = c.decide(&get("/api").bearer(&token));
+    let e = jwt(JwtError::InsufficientScope);
+    assert_eq!(refused, refusal(403, "insufficient_scope", "jwt_insufficient_scope"));
+    assert_eq!(events, vec![CacheMiss(0), SharedHit(0), Refused(0, e), Denied(e)]);
+    assert_eq!((b.crypto_calls(), c.crypto_calls()), (0, 0));
+}
+
+#[test]
+fn a_forged_signature_is_refused_while_the_genuine_token_is_recorded() {
+    let doc = corp_only(json!({}));
+    let mut a = Filter::new(doc.clone());
+    let mut b = Filter::sharing(&a, doc);
+    let genuine = good().sign();
+    assert!(matches!(a.decide(&get("/api").bearer(&genuine)).0, Decision::Allow(_)));
+    // The same header and payload with another signature is another token.
+    let forged = mint::tamper(&genuine);
+    let (decision, events) = b.decide(&get("/api").bearer(&forged));
+    let e = jwt(JwtError::BadSignature);
+    assert_eq!(decision, refusal(401, "invalid_token", "jwt_bad_signature"));
+    assert_eq!(
+        (events, b.crypto_calls()),
+        (vec![CacheMiss(0), SignatureChecked(0), Refused(0, e), Denied(e)], 1)
+    );
+    let (genuine_on_b, events) = b.decide(&get("/api").bearer(&genuine));
+    assert!(matches!(genuine_on_b, Decision::Allow(_)));
+    assert_eq!(events, vec![CacheMiss(0), SharedHit(0), Verified(0), Allowed]);
+}
+
+#[test]
+fn a_token_recorded_under_older_keys_is_verified_with_the_new_ones() {
+    let mut a = Filter::new(corp_only(json!({})));
+    a.unknown_kid("corp", UnknownKid::Refuse);
+    let token = good().sign();
+    assert!(matches!(a.decide(&get("/api").bearer(&token)).0, Decision::Allow(_)));
+    // b has adopted the next key set, which no longer has rsa-a: the record does not vouch for
+    // the token, b's keys refuse it.
+    let mut b = Filter::sharing(&a, corp_only(json!({})));
+    let without_rsa = mint::jwks(&[(TestKey::P256A, "ec-a")]);
+    let next_id = KeySetId::remote("corp", "idp/jwks.json", CryptoMode::Auto, without_rsa.as_bytes());
+    let next = KeySet::parse(without_rsa.as_bytes()).unwrap().keys;
+    b.set_keys("corp", Keys::Ready(next, UnknownKid::Refuse, false, next_id));
+    let (decision, events) = b.decide(&get("/api").bearer(&token));
+    let e = jwt(JwtError::UnknownKid);
+    assert_eq!(decision, refusal(401, "invalid_token", "jwt_unknown_kid"));
+    assert_eq!(events, vec![CacheMiss(0), Refused(0, e), Denied(e)]);
+    // Even the same keys under another identity (a re-published set) verify afresh.
+    let mut c = Filter::sharing(&a, corp_only(json!({})));
+    let same = KeySet::parse(corp_jwks().as_bytes()).unwrap().keys;
+    c.set_keys("corp", Keys::Ready(same, UnknownKid::Refuse, false, next_id));
+    let (decision, events) = c.decide(&get("/api").bearer(&token));
+    assert!(matches!(decision, Decision::Allow(_)));
+    assert_eq!(
+        (events, c.crypto_calls()),
+        (vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed], 1)
+    );
+}
+
+#[test]
+fn a_zero_shared_cache_size_shares_nothing() {
+    let doc = corp_only(json!({"jwt_cache_config": {"shared_cache_size": 0}}));
+    let mut a = Filter::new(doc.clone());
+    let mut b = Filter::sharing(&a, doc);
+    let token = good().sign();
+    for f in [&mut a, &mut b] {
+        let (decision, events) = f.decide(&get("/api").bearer(&token));
+        assert!(matches!(decision, Decision::Allow(_)));
+        assert_eq!(
+            (events, f.crypto_calls()),
+            (vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed], 1)
+        );
+    }
+    assert!(a.store.names().is_empty());
 }
 
 // ---- Requirements through the decision ---------------------------------------------------------
@@ -955,13 +1118,13 @@ fn requires_any_with_two_providers_sharing_the_authorization_header() {
             "corp's token",
             get("/api").bearer(&good().sign()),
             allow(&with_auth, &[("x-corp-sub", "alice")]),
-            vec![CacheMiss(0), Verified(0), Allowed],
+            vec![CacheMiss(0), SignatureChecked(0), Verified(0), Allowed],
         ),
         (
             "partner's token: corp sees another issuer, partner verifies and alone forwards",
             get("/api").bearer(&partner_token().sign()),
             allow(&with_auth, &[("x-partner-sub", "bob")]),
-            vec![CacheMiss(0), CacheMiss(1), Verified(1), Allowed],
+            vec![CacheMiss(0), CacheMiss(1), SignatureChecked(1), Verified(1), Allowed],
         ),
         (
             "partner's expired token: its error wins over another issuer",
@@ -1005,7 +1168,7 @@ fn allow_missing_and_allow_missing_or_failed() {
             json!({"allow_missing": {}}),
             get("/api").bearer(&partner_token().sign()),
             allow(&with_auth, &[("x-partner-sub", "bob")]),
-            vec![CacheMiss(0), CacheMiss(1), Verified(1), Allowed],
+            vec![CacheMiss(0), CacheMiss(1), SignatureChecked(1), Verified(1), Allowed],
         ),
         (
             "allow_missing, expired: refused",
@@ -1026,14 +1189,20 @@ fn allow_missing_and_allow_missing_or_failed() {
             json!({"allow_missing_or_failed": {}}),
             get("/api").bearer(&forged),
             allow(&outputs, &[]),
-            vec![CacheMiss(0), CacheMiss(1), Refused(1, e(JwtError::BadSignature)), Allowed],
+            vec![
+                CacheMiss(0),
+                CacheMiss(1),
+                SignatureChecked(1),
+                Refused(1, e(JwtError::BadSignature)),
+                Allowed,
+            ],
         ),
         (
             "allow_missing_or_failed, valid: claims forwarded",
             json!({"allow_missing_or_failed": {}}),
             get("/api").bearer(&good().sign()),
             allow(&with_auth, &[("x-corp-sub", "alice")]),
-            vec![CacheMiss(0), Verified(0), CacheMiss(1), Allowed],
+            vec![CacheMiss(0), SignatureChecked(0), Verified(0), CacheMiss(1), Allowed],
         ),
         (
             "requires_any [corp, allow_missing], none",
@@ -1054,7 +1223,13 @@ fn allow_missing_and_allow_missing_or_failed() {
             json!({"requires_all": {"requirements": [{"provider_name": "corp"}, {"provider_name": "partner"}]}}),
             get("/api").bearer(&good().sign()),
             refusal(401, "invalid_token", "jwt_issuer_not_allowed"),
-            vec![CacheMiss(0), Verified(0), CacheMiss(1), Denied(e(JwtError::IssuerNotAllowed))],
+            vec![
+                CacheMiss(0),
+                SignatureChecked(0),
+                Verified(0),
+                CacheMiss(1),
+                Denied(e(JwtError::IssuerNotAllowed)),
+            ],
         ),
         (
             "provider_and_audiences: the route's audience replaces the provider's",

@@ -70,11 +70,12 @@ impl RemoteJwks {
     /// the URI, `max_jwks_bytes`, and for discovery the issuer and the allowed JWKS hosts. So keys
     /// one configuration publishes are keys every other configuration reading them would have
     /// accepted from its own fetch: a configuration that does not allow a host never adopts keys
-    /// another one fetched there. JSON-encoded, so no two sources can spell the same name.
+    /// another one fetched there. JSON-encoded, so no two sources can spell the same name; under
+    /// the format version, so a module reading another format never meets them.
     pub fn shared_name(&self) -> String {
         let discovery = self.discovery.as_ref().map(|d| (&d.issuer, &d.allowed_jwks_hosts));
         let source = serde_json::json!([self.cluster, self.uri, self.max_jwks_bytes, discovery]);
-        format!("jwt_authn_wasm/{source}")
+        format!("{}/{source}", crate::shared_record::NAMESPACE)
     }
 }
 

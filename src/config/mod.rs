@@ -24,7 +24,7 @@
 //! | JwtProvider        | payload_in_metadata, header_in_metadata, failed_status_in_metadata | implemented as Envoy filter state `wasm.<name>` (see `identity`): a wasm module cannot write dynamic metadata |
 //! | JwtProvider        | normalize_payload_in_metadata          | warning: the payload entry is its JSON as received |
 //! | JwtProvider        | clear_route_cache                      | warning: Envoy routes again after any header change by a wasm filter, as if it were true (see `route`) |
-//! | JwtProvider        | jwt_cache_config                       | implemented ([`Provider::jwt_cache`]); on by default here, with the extension `disabled` |
+//! | JwtProvider        | jwt_cache_config                       | implemented ([`Provider::jwt_cache`]); on by default here, with the extensions `disabled` and `shared_cache_size` |
 //! | JwtProvider        | extract_only_without_validation        | rejected: this filter always verifies |
 //! | RemoteJwks         | http_uri, cache_duration, async_fetch.failed_refetch_duration | implemented |
 //! | RemoteJwks         | retry_policy, async_fetch.fast_listener | warning: fetch tuning        |
@@ -68,7 +68,10 @@ pub use key_source::{
 pub use locations::{HeaderLocation, TokenLocations};
 pub use matchers::{StringMatcher, StringPattern};
 pub use output::{ClaimFormat, ClaimToHeader};
-pub use providers::{DEFAULT_JWT_CACHE_SIZE, JwtCacheConfig, Mode, Provider, ProviderId, RequiredClaim};
+pub use providers::{
+    DEFAULT_JWT_CACHE_SIZE, DEFAULT_SHARED_CACHE_SIZE, JwtCacheConfig, MAX_SHARED_CACHE_SIZE, Mode, Provider,
+    ProviderId, RequiredClaim,
+};
 pub use requirements::{NamedRequirement, Requirement};
 pub(crate) use rules::path_only;
 pub use rules::{PathMatcher, Rule};
@@ -326,7 +329,9 @@ mod tests {
             }]
         );
         assert!(corp.subjects.is_none());
-        assert_eq!(corp.jwt_cache, JwtCacheConfig { jwt_cache_size: 1000, jwt_max_token_size: 8192 });
+        let cache =
+            JwtCacheConfig { jwt_cache_size: 1000, jwt_max_token_size: 8192, shared_cache_size: 16_384 };
+        assert_eq!(corp.jwt_cache, cache);
 
         let local = &config.providers[1];
         assert_eq!(local.policy.issuer.as_deref(), Some("https://local.example"));
@@ -490,11 +495,24 @@ mod tests {
         );
         assert_eq!(
             config.providers[0].jwt_cache,
-            JwtCacheConfig { jwt_cache_size: 200, jwt_max_token_size: 4096 }
+            JwtCacheConfig {
+                jwt_cache_size: 200,
+                jwt_max_token_size: 4096,
+                shared_cache_size: DEFAULT_SHARED_CACHE_SIZE
+            }
         );
         let mut doc = base();
         doc["providers"]["p"]["jwt_cache_config"] = json!({"disabled": true, "jwt_cache_size": 5});
-        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, 0);
+        let off = parse(&doc).unwrap().providers[0].jwt_cache;
+        assert_eq!((off.jwt_cache_size, off.shared_cache_size), (0, 0), "disabled turns both off");
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"shared_cache_size": 0});
+        let shared_off = parse(&doc).unwrap().providers[0].jwt_cache;
+        assert_eq!((shared_off.jwt_cache_size, shared_off.shared_cache_size), (DEFAULT_JWT_CACHE_SIZE, 0));
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"shared_cache_size": 100});
+        assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.shared_cache_size, 100);
+        doc["providers"]["p"]["jwt_cache_config"] = json!({"shared_cache_size": MAX_SHARED_CACHE_SIZE + 1});
+        let e = parse(&doc).unwrap_err().to_string();
+        assert!(e.contains("providers.p.jwt_cache_config.shared_cache_size"), "{e}");
         doc["providers"]["p"]["jwt_cache_config"] = json!({"jwt_cache_size": 0});
         assert_eq!(parse(&doc).unwrap().providers[0].jwt_cache.jwt_cache_size, DEFAULT_JWT_CACHE_SIZE);
     }

@@ -75,10 +75,18 @@ pub struct JwtCacheConfig {
     pub jwt_cache_size: usize,
     /// Longest token kept; 0 (unset) means the provider's `max_token_bytes`.
     pub jwt_max_token_size: usize,
+    /// Extension: tokens kept in the process-wide record of verified tokens
+    /// (`crate::shared_record`); 0 when off (set so, or `disabled`).
+    pub shared_cache_size: usize,
 }
 
 /// Verified tokens kept per provider and VM by default.
 pub const DEFAULT_JWT_CACHE_SIZE: usize = 1000;
+/// Tokens kept per provider in the process-wide shared record by default: enough for a gateway's
+/// active clients, about 1.5 MiB of shared data per provider when full.
+pub const DEFAULT_SHARED_CACHE_SIZE: usize = 16_384;
+/// The most `shared_cache_size` may ask for (the record's memory is the operator's to bound).
+pub const MAX_SHARED_CACHE_SIZE: u32 = 1 << 20;
 
 /// The provider's own fields; `normalize_payload_in_metadata` is in [`METADATA_UNUSED`].
 const PROVIDER_UNUSED: &Unused = &[
@@ -222,14 +230,22 @@ fn parse_required_scopes(o: &mut Obj) -> Result<Vec<String>> {
 }
 
 fn parse_jwt_cache(o: &mut Obj, max_token_bytes: usize) -> Result<JwtCacheConfig> {
-    let resolved = |size: Option<u32>, max: Option<u32>| JwtCacheConfig {
+    let resolved = |size: Option<u32>, max: Option<u32>, shared: Option<u32>| JwtCacheConfig {
         jwt_cache_size: size.filter(|n| *n > 0).map_or(DEFAULT_JWT_CACHE_SIZE, |n| n as usize),
         jwt_max_token_size: max.filter(|n| *n > 0).map_or(max_token_bytes, |n| n as usize),
+        // An extension field: 0 means off, as written.
+        shared_cache_size: shared.map_or(DEFAULT_SHARED_CACHE_SIZE, |n| n as usize),
     };
-    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(resolved(None, None)) };
-    let mut config = resolved(c.u32("jwt_cache_size")?, c.u32("jwt_max_token_size")?);
+    let Some(mut c) = o.obj("jwt_cache_config")? else { return Ok(resolved(None, None, None)) };
+    let shared_path = c.at("shared_cache_size");
+    let shared = c.u32("shared_cache_size")?;
+    if shared.is_some_and(|n| n > MAX_SHARED_CACHE_SIZE) {
+        return Err(error(shared_path, format!("at most {MAX_SHARED_CACHE_SIZE}")));
+    }
+    let mut config = resolved(c.u32("jwt_cache_size")?, c.u32("jwt_max_token_size")?, shared);
     if c.bool("disabled")? {
         config.jwt_cache_size = 0;
+        config.shared_cache_size = 0;
     }
     c.finish_all_known()?;
     Ok(config)

@@ -1,6 +1,7 @@
 //! A provider's keys in one VM, kept in step with the copy in shared data.
 //!
-//! Shared data holds, per JWKS source, two entries: `<source>#state`, the small `FetchState`
+//! Shared data holds, per JWKS source (`RemoteJwks::shared_name`, under the format version
+//! `shared_record::NAMESPACE`), two entries: `<source>#state`, the small `FetchState`
 //! record every VM reads on every tick, and `<source>#keys`, the JWKS document, read only when
 //! the state shows a version this VM has not parsed yet. So the
 //! request path never copies or parses a JWKS; each VM parses each version once.
@@ -8,11 +9,12 @@
 use super::host;
 use super::metrics::ProviderMetrics;
 use crate::authn::{KeyState, ReadyKeys, UnknownKid};
-use crate::config::{KeySource, RemoteJwks};
+use crate::config::{CryptoMode, KeySource, RemoteJwks};
 use crate::crypto::Crypto;
 use crate::discovery::{self, MAX_DISCOVERY_BYTES};
 use crate::fetch::{self, FetchState, Freshness, KidRefetch, Schedule};
 use crate::jwks::{KeySet, ParsedJwks};
+use crate::shared_record::KeySetId;
 use proxy_wasm::types::LogLevel;
 use std::rc::Rc;
 
@@ -55,7 +57,10 @@ pub struct ProviderKeys {
     /// The shared record as last read (every tick).
     state: FetchState,
     version: u64,
-    set: Option<Rc<KeySet>>,
+    /// The keys in use and exactly which set they are (for the shared record of tokens).
+    set: Option<(Rc<KeySet>, KeySetId)>,
+    /// The `crypto` mode, part of every key set's identity.
+    crypto_mode: CryptoMode,
     /// What this VM last warned about its keys (`Fresh`: nothing yet): it warns once when they
     /// turn stale and once more when they pass max_stale.
     warned: Freshness,
@@ -65,21 +70,27 @@ pub struct ProviderKeys {
 struct Remote {
     jwks: RemoteJwks,
     schedule: Schedule,
+    /// The shared-data name of the source, also part of its key sets' identity.
+    source: String,
     state_key: String,
     keys_key: String,
 }
 
 impl ProviderKeys {
-    /// Local keys were parsed with the config and are adopted here; remote ones start empty and
-    /// arrive through shared data.
+    /// Local keys were parsed with the config and are adopted here (`config`: the plugin
+    /// configuration's bytes, which name them); remote ones start empty and arrive through shared
+    /// data.
     pub fn new(
         name: &str,
         source: &KeySource,
         metrics: ProviderMetrics,
-        crypto: &dyn Crypto,
+        crypto: (&dyn Crypto, CryptoMode),
+        config: &[u8],
     ) -> ProviderKeys {
         let (remote, set) = match source {
-            KeySource::Local(keys) => (None, Some(adopt(name, keys.clone(), crypto))),
+            KeySource::Local(keys) => {
+                (None, Some((adopt(name, keys.clone(), crypto.0), KeySetId::local(name, crypto.1, config))))
+            }
             KeySource::Remote(jwks) => (Some(Remote::new(jwks)), None),
         };
         ProviderKeys {
@@ -88,6 +99,7 @@ impl ProviderKeys {
             state: FetchState::default(),
             version: 0,
             set,
+            crypto_mode: crypto.1,
             warned: Freshness::Fresh,
             metrics,
         }
@@ -95,11 +107,14 @@ impl ProviderKeys {
 
     /// The keys a request may use now.
     pub fn state(&self, now: u64) -> KeyState<'_> {
-        let (Some(keys), Some(remote)) = (&self.set, &self.remote) else {
+        let (Some((keys, id)), Some(remote)) = (&self.set, &self.remote) else {
             return match &self.set {
-                Some(keys) => {
-                    KeyState::Ready(ReadyKeys { keys, unknown_kid: UnknownKid::Refuse, stale: false })
-                }
+                Some((keys, id)) => KeyState::Ready(ReadyKeys {
+                    keys,
+                    unknown_kid: UnknownKid::Refuse,
+                    stale: false,
+                    id: *id,
+                }),
                 None => KeyState::Pending,
             };
         };
@@ -113,7 +128,7 @@ impl ProviderKeys {
             KidRefetch::InFlight => UnknownKid::Wait,
             KidRefetch::Spent => UnknownKid::Refuse,
         };
-        KeyState::Ready(ReadyKeys { keys, unknown_kid, stale })
+        KeyState::Ready(ReadyKeys { keys, unknown_kid, stale, id: *id })
     }
 
     /// How long a request waits for an unknown-`kid` refetch: the fetch and a little more.
@@ -156,7 +171,9 @@ impl ProviderKeys {
                 // The keys may be newer than the state that announces them (a publisher whose
                 // state write lost every CAS), never older: keys are written first.
                 self.version = self.state.version;
-                self.set = Some(adopt(&self.name, keys, crypto));
+                // Named by the bytes parsed, not by the version: those may be newer than it.
+                let id = KeySetId::remote(&self.name, &remote.source, self.crypto_mode, &jwks);
+                self.set = Some((adopt(&self.name, keys, crypto), id));
                 self.warned = Freshness::Fresh;
                 true
             }
@@ -310,6 +327,7 @@ impl Remote {
             },
             state_key: format!("{source}#state"),
             keys_key: format!("{source}#keys"),
+            source,
             jwks: jwks.clone(),
         }
     }

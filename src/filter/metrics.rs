@@ -7,8 +7,9 @@
 //!   `<prefix>cors_preflight_bypassed`: per request;
 //! - `<prefix>provider.<name>.allowed`, `.denied.<category>`: per provider's tokens;
 //! - `<prefix>provider.<name>.jwks_fetch_success`, `.jwks_fetch_failed`,
-//!   `.jwks_refetch_unknown_kid`, `.jwks_stale_served`, `.jwt_cache_hit`, `.jwt_cache_miss`, and the
-//!   gauge `.jwks_age_seconds`.
+//!   `.jwks_refetch_unknown_kid`, `.jwks_stale_served`, `.jwt_cache_hit`, `.jwt_cache_miss`,
+//!   `.jwt_verified` (signatures checked), `.jwt_shared_hit` (signatures another VM had checked),
+//!   and the gauge `.jwks_age_seconds`.
 //!
 //! Categories are `AuthnError::CATEGORIES`.
 
@@ -53,6 +54,8 @@ pub struct ProviderMetrics {
     stale_served: Metric,
     cache_hit: Metric,
     cache_miss: Metric,
+    verified: Metric,
+    shared_hit: Metric,
     pub age_seconds: Metric,
 }
 
@@ -89,6 +92,8 @@ impl ProviderMetrics {
             stale_served: counter(&format!("{prefix}jwks_stale_served")),
             cache_hit: counter(&format!("{prefix}jwt_cache_hit")),
             cache_miss: counter(&format!("{prefix}jwt_cache_miss")),
+            verified: counter(&format!("{prefix}jwt_verified")),
+            shared_hit: counter(&format!("{prefix}jwt_shared_hit")),
             age_seconds: Metric::define(MetricType::Gauge, &format!("{prefix}jwks_age_seconds")),
         }
     }
@@ -125,6 +130,8 @@ impl Metrics {
             }
             Event::CacheHit(id) => provider(id).cache_hit,
             Event::CacheMiss(id) => provider(id).cache_miss,
+            Event::SignatureChecked(id) => provider(id).verified,
+            Event::SharedHit(id) => provider(id).shared_hit,
             Event::StaleServed(id) => provider(id).stale_served,
         };
         metric.increment();

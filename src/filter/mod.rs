@@ -15,6 +15,7 @@ mod http;
 mod keys;
 mod metrics;
 mod root;
+mod shared_tokens;
 mod vm;
 
 #[cfg(feature = "entry-point")]

@@ -5,6 +5,7 @@ use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
 use super::keys::Answer;
+use super::shared_tokens;
 use super::vm::Vm;
 use crate::config::Config;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -120,7 +121,14 @@ impl RootContext for Root {
             }
         };
         host::log(selected.level, &selected.note);
-        let vm = Vm::new(config, host::now_ms(), selected.crypto);
+        let digester = match shared_tokens::process_key() {
+            Ok(digester) => digester,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
+        let vm = Vm::new(config, &bytes, host::now_ms(), selected.crypto, digester);
         for keys in &vm.keys {
             keys.create_shared_state();
         }
@@ -132,6 +140,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let Some(vm) = self.vm.clone() else { return };
         let now = host::now_ms();
+        vm.borrow_mut().sync_digest_key();
         let changed = self.refresh_keys(&vm, now);
         let due = vm.borrow().held.iter().any(|h| now >= h.deadline);
         if changed || due {

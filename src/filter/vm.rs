@@ -3,18 +3,24 @@
 
 use super::keys::{Fetching, ProviderKeys};
 use super::metrics::Metrics;
+use super::shared_tokens::{self, HostStore};
 use crate::authn::{self, Decision, Env, KeyState, Request, Wait};
 use crate::cache::TokenCache;
 use crate::config::{Config, ProviderId};
 use crate::crypto::Crypto;
 use crate::fetch;
 use crate::route::RouteChoice;
+use crate::shared_record::{Digester, SharedRecord};
 
 pub struct Vm {
     pub config: Config,
     pub keys: Vec<ProviderKeys>,
     /// Verified-token caches, by provider; cleared when that provider's keys change.
     pub caches: Vec<TokenCache>,
+    /// The process-wide record of verified tokens, and the digest that names tokens there and
+    /// in `caches`.
+    shared: SharedRecord<HostStore>,
+    digester: Digester,
     /// Streams of this VM paused until keys arrive (only this VM can resume them).
     pub held: Vec<Held>,
     /// Fetches this VM dispatched: call token → provider and what was asked for.
@@ -38,20 +44,32 @@ pub struct Held {
 }
 
 impl Vm {
-    pub fn new(config: Config, now: u64, crypto: Box<dyn Crypto>) -> Vm {
+    /// `config_bytes`: the plugin configuration `config` was parsed from (it names local keys).
+    pub fn new(
+        config: Config,
+        config_bytes: &[u8],
+        now: u64,
+        crypto: Box<dyn Crypto>,
+        digester: Digester,
+    ) -> Vm {
         let metrics = Metrics::define(&config);
+        let backend = (crypto.as_ref(), config.crypto);
         let keys = config
             .providers
             .iter()
             .zip(&metrics.providers)
-            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m, crypto.as_ref()))
+            .map(|(p, m)| ProviderKeys::new(&p.name, &p.keys, *m, backend, config_bytes))
             .collect();
         let caches = config.providers.iter().map(|p| TokenCache::configured(&p.jwt_cache)).collect();
+        let sizes = config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
+        let shared = SharedRecord::new(HostStore, sizes);
         let hold = fetch::ms(config.startup_hold_timeout);
         Vm {
             config,
             keys,
             caches,
+            shared,
+            digester,
             held: Vec::new(),
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
@@ -87,9 +105,9 @@ impl Vm {
             None => (now_ms < self.startup_hold_ends, true),
             Some(deadline) => (now_ms < deadline, now_ms < deadline),
         };
-        let Vm { config, keys, caches, crypto, metrics, events, .. } = self;
+        let Vm { config, keys, caches, shared, digester, crypto, metrics, events, .. } = self;
         let key_state = |id: ProviderId| keys.get(id).map_or(KeyState::Unavailable, |k| k.state(now_ms));
-        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches, events };
+        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches, digester, shared, events };
         let decision = authn::decide(
             config,
             &mut env,
@@ -113,6 +131,15 @@ impl Vm {
             changed |= synced.keys || synced.state;
         }
         changed
+    }
+
+    /// Takes up the process's digest key if another VM replaced it (two VMs that started
+    /// together; see `shared_tokens::process_key`). Cached digests under the old key are dropped.
+    pub fn sync_digest_key(&mut self) {
+        if let Some(current) = shared_tokens::current().filter(|d| d.key() != self.digester.key()) {
+            self.digester = current;
+            self.caches.iter_mut().for_each(TokenCache::clear);
+        }
     }
 
     pub fn forget(&mut self, context_id: u32) {
