@@ -48,7 +48,7 @@ const CATEGORIES: [&str; 14] = [
     "route",
 ];
 const REQUEST_METRICS: [&str; 3] = ["allowed", "report.allowed", "cors_preflight_bypassed"];
-const PROVIDER_METRICS: [&str; 8] = [
+const PROVIDER_METRICS: [&str; 10] = [
     "allowed",
     "jwks_fetch_success",
     "jwks_fetch_failed",
@@ -56,6 +56,8 @@ const PROVIDER_METRICS: [&str; 8] = [
     "jwks_stale_served",
     "jwt_cache_hit",
     "jwt_cache_miss",
+    "jwt_verified",
+    "jwt_shared_hit",
     "jwks_age_seconds",
 ];
 const GAUGE: &str = "jwks_age_seconds";
@@ -255,7 +257,12 @@ fn allowed_requests_carry_their_claims(o: &Observed) {
         .claim("realm", json!({"roles": ["admin", "ops"]}))
         .claim("org", json!({"tenant": "acme"}))
         .sign();
-    let moved = [("allowed", 1), ("provider.corp.allowed", 1), ("provider.corp.jwt_cache_miss", 1)];
+    let moved = [
+        ("allowed", 1),
+        ("provider.corp.allowed", 1),
+        ("provider.corp.jwt_cache_miss", 1),
+        ("provider.corp.jwt_verified", 1),
+    ];
     let r = o.get("/api/claims", &[bearer(&t)], &moved);
     let headers = upstream_headers(&r);
     assert_eq!(headers.get("authorization"), None, "the token is stripped");
@@ -290,6 +297,9 @@ fn refusals_are_counted_by_category(o: &Observed) {
         if by_corp {
             moved.push((by_provider.as_str(), 1));
         }
+        if category == "bad_signature" {
+            moved.push(("provider.corp.jwt_verified", 1)); // the only one that reached the signature
+        }
         let r = o.get("/api/refused", &[bearer(&t)], &moved);
         assert_eq!(r.status, status, "{name}: {}", r.body);
     }
@@ -306,7 +316,12 @@ fn refusals_are_counted_by_category(o: &Observed) {
 
 fn claims_and_scopes_in(o: &Observed) {
     let scoped = || token().claim("scope", json!("read write")).claim("org", json!({"tenant": "globex"}));
-    let ok = [("allowed", 1), ("provider.scoped.allowed", 1), ("provider.scoped.jwt_cache_miss", 1)];
+    let ok = [
+        ("allowed", 1),
+        ("provider.scoped.allowed", 1),
+        ("provider.scoped.jwt_cache_miss", 1),
+        ("provider.scoped.jwt_verified", 1),
+    ];
     let r = o.get("/scoped", &[bearer(&scoped().sign())], &ok);
     assert_eq!(r.status, 200, "{}", r.body);
     let scp = token().claim("scp", json!(["write", "read"])).claim("org", json!({"tenant": "acme"}));
@@ -315,6 +330,7 @@ fn claims_and_scopes_in(o: &Observed) {
         ("denied.insufficient_scope", 1),
         ("provider.scoped.denied.insufficient_scope", 1),
         ("provider.scoped.jwt_cache_miss", 1),
+        ("provider.scoped.jwt_verified", 1), // scopes and claims are checked after the signature
     ];
     let challenge = |reason: &str| {
         format!(
@@ -351,7 +367,12 @@ fn report_mode_per_provider(o: &Observed) {
     assert_eq!(upstream_headers(&r)["authorization"], json!([format!("Bearer {expired}")]), "not stripped");
     let r = o.get("/report", &[], &[("denied.missing", 1), ("report.allowed", 1)]);
     assert_eq!(outputs_that_arrived(&r), outputs(&[(STATUS, "jwt_missing")]));
-    let moved = [("allowed", 1), ("provider.audit.allowed", 1), ("provider.audit.jwt_cache_miss", 1)];
+    let moved = [
+        ("allowed", 1),
+        ("provider.audit.allowed", 1),
+        ("provider.audit.jwt_cache_miss", 1),
+        ("provider.audit.jwt_verified", 1),
+    ];
     let r = o.get("/report", &[bearer(&token().sign())], &moved);
     assert_eq!(outputs_that_arrived(&r), outputs(&[(STATUS, "ok"), ("x-audit-sub", "alice")]));
     let r = o.get("/api/enforced", &[], &[("denied.missing", 1)]);
@@ -388,7 +409,12 @@ fn spoofed_headers_never_arrive(o: &Observed) {
         let r = o.send(method, path, &spoofed(headers), moved);
         assert_eq!(outputs_that_arrived(&r), BTreeMap::new(), "{name}");
     }
-    let moved = [("allowed", 1), ("provider.corp.allowed", 1), ("provider.corp.jwt_cache_miss", 1)];
+    let moved = [
+        ("allowed", 1),
+        ("provider.corp.allowed", 1),
+        ("provider.corp.jwt_cache_miss", 1),
+        ("provider.corp.jwt_verified", 1),
+    ];
     let r = o.get(
         "/api/spoofed",
         &spoofed(vec![bearer(&token().claim("email", json!("a@example.com")).sign())]),
@@ -403,7 +429,8 @@ fn spoofed_headers_never_arrive(o: &Observed) {
 }
 
 /// The same token again is a cache hit on the worker that saw it (each worker VM has its own
-/// cache, and which worker takes a connection is up to the kernel).
+/// cache, and which worker takes a connection is up to the kernel); the other worker's first
+/// sighting finds it in the shared record. One signature check in all.
 fn token_cache(o: &Observed) {
     let t = token().sign();
     let before = o.metrics();
@@ -415,6 +442,8 @@ fn token_cache(o: &Observed) {
     let (hits, misses) = (moved("provider.corp.jwt_cache_hit"), moved("provider.corp.jwt_cache_miss"));
     assert_eq!((hits + misses, moved("allowed"), moved("provider.corp.allowed")), (6, 6, 6));
     assert!((1..=2).contains(&misses), "at most one miss per worker: {misses}");
+    let (verified, shared) = (moved("provider.corp.jwt_verified"), moved("provider.corp.jwt_shared_hit"));
+    assert_eq!((verified, shared), (1, misses - 1), "one check; the other worker's miss is a shared hit");
 }
 
 /// The age of the keys in use, in seconds, as a gauge per provider.
@@ -477,13 +506,19 @@ fn stat_prefix_and_top_level_report_mode() {
         ("report.allowed", 1),
         ("provider.corp.denied.bad_signature", 1),
         ("provider.corp.jwt_cache_miss", 1),
+        ("provider.corp.jwt_verified", 1),
     ];
     let r = o.get("/x", &[bearer(&forged), (STATUS.into(), "ok".into())], &moved);
     let headers = upstream_headers(&r);
     assert_eq!((&headers[STATUS], headers.get("x-jwt-sub")), (&json!(["jwt_bad_signature"]), None));
     let r = o.get("/x", &[], &[("denied.missing", 1), ("report.allowed", 1)]);
     assert_eq!(upstream_headers(&r)[STATUS], json!(["jwt_missing"]));
-    let moved = [("allowed", 1), ("provider.corp.allowed", 1), ("provider.corp.jwt_cache_miss", 1)];
+    let moved = [
+        ("allowed", 1),
+        ("provider.corp.allowed", 1),
+        ("provider.corp.jwt_cache_miss", 1),
+        ("provider.corp.jwt_verified", 1),
+    ];
     let r = o.get("/x", &[bearer(&token().sign())], &moved);
     let headers = upstream_headers(&r);
     assert_eq!((&headers[STATUS], &headers["x-jwt-sub"]), (&json!(["ok"]), &json!(["alice"])));
