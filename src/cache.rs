@@ -11,7 +11,14 @@
 //! once per token and also used for the shared record, instead of the token itself: inserting a
 //! fresh token copies 16 bytes, not the whole token twice (map key and eviction order). Sound for
 //! the reason the shared record is: without the process's secret key nobody can make another
-//! token with a recorded token's digest.
+//! token with a recorded token's digest. (Measured in V8, a 566-byte token: an insert went from
+//! 5–8.6 µs to 0.2 µs, a lookup from 2.2–3.5 µs to 0.17 µs; hashing the token with std's SipHash
+//! was most of the old cost, the copies 0.09 µs each.)
+//!
+//! Every verified token is admitted at once. A doorkeeper (admit on the second sighting) would
+//! save that 0.2 µs for tokens seen once, and cost every reused token a second shared-record read
+//! and decode (about 2.5 µs and a host call), or a second signature check without the record: it
+//! does not pay while more than a few percent of tokens are reused, the common case.
 
 use crate::config::JwtCacheConfig;
 use crate::error::JwtError;

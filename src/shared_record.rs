@@ -186,15 +186,20 @@ impl<S: Store> SharedRecord<S> {
         let (prefix, buckets) = self.regions.get(provider).filter(|(_, n)| *n > 0)?;
         Some(format!("{prefix}{}", (digest.0 as u64) % buckets))
     }
+
+    fn read(&self, name: String, digest: TokenDigest) -> LastRead {
+        let (value, cas) = self.store.get(&name);
+        let entries = value.as_deref().map_or(&[][..], bucket_entries).to_vec();
+        LastRead { name, digest, entries, cas }
+    }
 }
 
 impl<S: Store> TokenRecord for SharedRecord<S> {
     fn verified(&mut self, provider: usize, keys: &KeySetId, digest: TokenDigest) -> bool {
         let Some(name) = self.bucket_name(provider, digest) else { return false };
-        let (value, cas) = self.store.get(&name);
-        let entries = value.as_deref().map_or(&[][..], bucket_entries).to_vec();
-        let hit = contains(&entries, digest, keys);
-        self.last = Some(LastRead { name, digest, entries, cas });
+        let read = self.read(name, digest);
+        let hit = contains(&read.entries, digest, keys);
+        self.last = Some(read);
         hit
     }
 
@@ -203,11 +208,7 @@ impl<S: Store> TokenRecord for SharedRecord<S> {
         // Normally the read `verified` just made; else (it was not asked) read now.
         let read = match self.last.take().filter(|l| l.name == name && l.digest == digest) {
             Some(read) => read,
-            None => {
-                let (value, cas) = self.store.get(&name);
-                let entries = value.as_deref().map_or(&[][..], bucket_entries).to_vec();
-                LastRead { name, digest, entries, cas }
-            }
+            None => self.read(name, digest),
         };
         // A refused CAS means another VM wrote this bucket meanwhile: its write stands, this
         // token is verified once more when next seen (the cost of a lost race, never a wrong
