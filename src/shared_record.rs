@@ -41,7 +41,8 @@ pub const WAYS: usize = 4;
 /// The first byte of a bucket value, so that no other value of the namespace reads as a bucket.
 const BUCKET_TAG: u8 = 0xB2;
 const DIGEST_BYTES: usize = 16;
-const ENTRY_BYTES: usize = DIGEST_BYTES + KEY_SET_ID_BYTES;
+/// One entry: the token's digest, then its key set's identity.
+pub const ENTRY_BYTES: usize = DIGEST_BYTES + KEY_SET_ID_BYTES;
 const KEY_SET_ID_BYTES: usize = 16;
 
 /// Where the per-process digest key lives in shared data.
