@@ -6,13 +6,15 @@
 //! cargo run --release --example bench -- table     # the main table (with the `spread` row) only
 //! cargo run --release --example bench -- keys      # cost with a JWKS of 1, 10 and 100 keys
 //! cargo run --release --example bench -- rss [VARIANT]   # Envoy's RSS over 1,000,000 fresh tokens
+//! cargo run --release --example bench -- ab A.wasm B.wasm  # two builds side by side (ab.rs)
 //! ```
 //!
 //! Envoy 1.40 (`ENVOY_BIN`, else .venv/bin/envoy) runs with one worker (four for `spread`), pinned
 //! to core 0 with taskset; wrk (`bench/wrk-tokens.lua`) runs on core 1. The filter is `WASM_PATH`,
 //! else the release build. Knobs (env): BENCH_DURATION (s per run, 5), BENCH_WARMUP (s before each
 //! run, 1), BENCH_ROUNDS (2), BENCH_CONNECTIONS (8), BENCH_TOKENS (20000), BENCH_ONLY (variant
-//! names, comma-separated), BENCH_SHAPE (`mixed16`: the table's JWKS has 16 keys of mixed kinds,
+//! names, comma-separated), BENCH_WORKLOADS (`RS256-repeat`, `fresh`...: the table's one-worker
+//! workloads to run, comma-separated), BENCH_SHAPE (`mixed16`: the table's JWKS has 16 keys of mixed kinds,
 //! 16 connections), BENCH_SPREAD (0: no `spread` row), BENCH_PIN (0: no taskset),
 //! BENCH_RSS_REQUESTS (1000000), BENCH_RSS_CHUNK (s per wrk run in `rss`, 20), BENCH_RSS_MAX (s,
 //! 1800: `rss` stops there, reported incomplete).
@@ -21,6 +23,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod ab;
 mod measure;
 mod report;
 mod setup;
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> &'static str {
-    "usage: bench [all | table | keys | rss [VARIANT]]   (see examples/bench/main.rs for the knobs)"
+    "usage: bench [all | table | keys | rss [VARIANT] | ab A.wasm B.wasm]   (see examples/bench/main.rs for the knobs)"
 }
 
 fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
@@ -84,6 +87,12 @@ fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
         }
         "keys" => {
             sections.insert("keys", bench.keys()?);
+        }
+        "ab" => {
+            let (Some(a), Some(b)) = (arg, std::env::args().nth(3)) else {
+                return Err(usage().into());
+            };
+            sections.insert("ab", bench.ab(a.into(), b.into())?);
         }
         "rss" => {
             let variant = setup::by_name(arg.unwrap_or(setup::FILTER_DEFAULT.name))?;
@@ -105,6 +114,7 @@ struct Settings {
     rounds: u32,
     tokens: usize,
     only: Option<Vec<String>>,
+    workloads: Option<Vec<String>>,
     rss_requests: u64,
     rss_chunk_s: u32,
     rss_max_s: u64,
@@ -120,9 +130,10 @@ struct Settings {
 impl Settings {
     fn from_env() -> Result<Settings, String> {
         let pin = env_num("BENCH_PIN", 1)? != 0 && can_pin();
-        let only = std::env::var("BENCH_ONLY")
-            .ok()
-            .map(|list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        let list = |name: &str| {
+            let list = std::env::var(name).ok()?;
+            Some(list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        };
         let mixed = match std::env::var("BENCH_SHAPE").unwrap_or_default().as_str() {
             "" => false,
             "mixed16" => true,
@@ -134,7 +145,8 @@ impl Settings {
             warmup_s: env_num("BENCH_WARMUP", 1)?,
             rounds: env_num("BENCH_ROUNDS", 2)?.max(1),
             tokens: env_num("BENCH_TOKENS", 20_000)?.max(1),
-            only,
+            only: list("BENCH_ONLY"),
+            workloads: list("BENCH_WORKLOADS"),
             rss_requests: env_num("BENCH_RSS_REQUESTS", 1_000_000)?,
             rss_chunk_s: env_num("BENCH_RSS_CHUNK", 20)?.max(1),
             rss_max_s: env_num("BENCH_RSS_MAX", 1800)?,
@@ -150,6 +162,16 @@ impl Settings {
             table_keys: if mixed { MIXED_KEYS } else { 2 },
             spread: env_num("BENCH_SPREAD", 1)? != 0,
         })
+    }
+
+    /// The table's one-worker workloads `BENCH_WORKLOADS` names (`RS256-repeat` or a kind such as
+    /// `repeat`), all by default.
+    fn selected_workloads(&self) -> Vec<Workload> {
+        let named = |w: &Workload| {
+            let full = format!("{}-{}", w.alg.name, w.kind());
+            self.workloads.as_ref().is_none_or(|names| names.iter().any(|n| *n == full || n == w.kind()))
+        };
+        setup::workloads().into_iter().filter(named).collect()
     }
 
     fn selected(&self, variants: &[Variant]) -> Vec<Variant> {
@@ -345,7 +367,7 @@ impl Bench {
             Some(_) => self.settings.selected(&setup::ALL),
             None => setup::TABLE.to_vec(),
         };
-        let workloads = setup::workloads();
+        let workloads = self.settings.selected_workloads();
         let spreading = match self.settings.spread {
             true => self.settings.selected(&setup::spread_variants()),
             false => vec![],
