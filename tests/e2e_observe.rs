@@ -265,6 +265,9 @@ fn warm_up(o: &Observed) {
     assert!(wait_until(Duration::from_secs(10), fetched), "{:?}\n{}", o.metrics(), o.stack.envoy.log());
     assert_eq!(o.stack.get("/api/warm", Some(&token().sign())).status, 200);
     assert_eq!(o.stack.jwks.hits(), 3, "one fetch per provider for the whole process");
+    // Its counts must not land in the next request's window.
+    let counted = o.metrics_flushed(|m| m.get("allowed") == Some(&1));
+    assert_eq!(counted.get("allowed"), Some(&1), "{counted:?}");
 }
 
 fn allowed_requests_carry_their_claims(o: &Observed) {
