@@ -1,9 +1,11 @@
 //! `bench ab A.wasm B.wasm`: two builds of the filter side by side, for judging a change on a busy
-//! machine. Both Envoys (the `filter-host-cache` variant, one worker each) run at once on Envoy's
-//! core, and wrk alternates between them in short slices, so load from elsewhere falls on both
-//! alike. Prints Envoy CPU µs per request of each over all slices, and the median of the per-pair
-//! ratios B ÷ A, per workload (`BENCH_WORKLOADS` picks them; `BENCH_AB_SLICES` pairs of
-//! `BENCH_DURATION`-second slices, 10 × 1 s by default).
+//! machine. Four Envoys (the `filter-host-cache` variant, one worker each), started in the order
+//! A, B, B, A, run at once on Envoy's core, and wrk goes round them in short slices, so load from
+//! elsewhere falls on both builds alike; an Envoy started later measured some 10 % slower than the
+//! first here, whatever it ran, and the A-B-B-A order cancels that. Prints Envoy CPU µs per
+//! request of each build over all slices, and the median of the per-round ratios B ÷ A, per
+//! workload (`BENCH_WORKLOADS` picks them; `BENCH_AB_SLICES` rounds of `BENCH_DURATION`-second
+//! slices, 10 × 1 s by default).
 
 use crate::measure::{self, Sample};
 use crate::setup::{self, Modules, Workload};
@@ -19,8 +21,10 @@ impl Bench {
         let slices: u32 = env_num("BENCH_AB_SLICES", 10)?.max(1);
         let secs: u32 = env_num("BENCH_DURATION", 1)?.max(1);
         let variant = setup::TABLE[5];
+        // Which build each Envoy runs: A, B, B, A.
+        let builds = [0, 1, 1, 0];
         let mut envoys = Vec::new();
-        for module in [&a, &b] {
+        for module in builds.map(|i| if i == 0 { &a } else { &b }) {
             self.modules = Modules { filter: module.clone(), noop: self.modules.noop.clone() };
             // Checked and started as any variant, under a name of its own so both are checked.
             self.checked.retain(|n| *n != variant.name);
@@ -31,22 +35,26 @@ impl Bench {
         for workload in self.settings.selected_workloads() {
             let (mut totals, mut ratios) = ([(0.0, 0u64); 2], Vec::new());
             for slice in 0..slices {
-                let mut pair = [0.0; 2];
-                // Alternate which goes first, as the table's rounds do.
-                let order = if slice % 2 == 0 { [0, 1] } else { [1, 0] };
-                for i in order {
-                    let s = self.slice(&envoys[i], workload, secs)?;
-                    totals[i].0 += s.envoy_cpu_s;
-                    totals[i].1 += s.envoy_requests;
-                    pair[i] = s.cpu_us_per_request();
+                let mut round = [0.0; 2];
+                // Alternate the direction, as the table's rounds do.
+                let mut order: Vec<usize> = (0..envoys.len()).collect();
+                if slice % 2 == 1 {
+                    order.reverse();
                 }
-                ratios.push(pair[1] / pair[0]);
+                for i in order {
+                    let (Some(envoy), Some(&build)) = (envoys.get(i), builds.get(i)) else { continue };
+                    let s = self.slice(envoy, workload, secs)?;
+                    totals[build].0 += s.envoy_cpu_s;
+                    totals[build].1 += s.envoy_requests;
+                    round[build] += s.cpu_us_per_request();
+                }
+                ratios.push(round[1] / round[0]);
             }
             ratios.sort_by(f64::total_cmp);
             let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
             let per_request = totals.map(|(cpu, n)| cpu * 1e6 / n.max(1) as f64);
             let line = format!(
-                "{} {}: A {:.1} µs/req, B {:.1} µs/req, B ÷ A median of {} pairs {:.3} (range {:.3}–{:.3})",
+                "{} {}: A {:.1} µs/req, B {:.1} µs/req, B ÷ A median of {} rounds {:.3} (range {:.3}–{:.3})",
                 workload.alg.name,
                 workload.kind(),
                 per_request[0],
