@@ -2,7 +2,10 @@
 -- (one token a line, cycled; a file of one token is the `repeat` workload), every answer outside
 -- 2xx is counted, and done() prints one line `BENCH_RESULT {json}` for the driver to parse.
 --
---   wrk -t1 -c8 -d5s -s bench/wrk-tokens.lua http://127.0.0.1:PORT/ -- TOKENS_FILE
+--   wrk -t1 -c8 -d5s -s bench/wrk-tokens.lua http://127.0.0.1:PORT/ -- TOKENS_FILE [in-step]
+--
+-- `in-step` (the `spread` workload): every thread starts at the first token, so with T threads
+-- each token is sent T times at about the same time, over T threads' connections.
 
 local threads = {}
 
@@ -26,8 +29,13 @@ function init(args)
   if #reqs == 0 then
     error("no tokens in " .. file)
   end
-  -- Threads start at different places in the list so they do not send the same token together.
-  next_req = (id * math.floor(#reqs / 7 + 1)) % #reqs
+  -- Threads start at different places in the list so they do not send the same token together,
+  -- unless they are to.
+  if args[2] == "in-step" then
+    next_req = 0
+  else
+    next_req = (id * math.floor(#reqs / 7 + 1)) % #reqs
+  end
   non2xx = 0
   first_non2xx = 0
 end

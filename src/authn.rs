@@ -97,7 +97,7 @@ pub enum Event {
 /// The parts of a request the decision reads. Header names are lower case; pseudo-headers
 /// (`:path`, `:method`, `:authority`, ...) are among them, as proxy-wasm gives them.
 pub struct Request<'a> {
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
     /// Whether the request may wait for a provider's first keys (else: 503 at once).
     pub may_wait_for_keys: bool,
     /// Whether the request may wait for an unknown-`kid` refetch (else: refused at once).
@@ -110,7 +110,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
     fn now_seconds(&self) -> i64 {

@@ -38,7 +38,7 @@ pub struct FoundToken {
 /// twice); `path` is `:path` with its query.
 pub fn extract(
     locations: &TokenLocations,
-    headers: &[(String, String)],
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
     path: &str,
 ) -> Result<Vec<FoundToken>, AuthnError> {
     let max = locations.max_token_bytes;
@@ -64,10 +64,13 @@ pub fn extract(
 
 fn from_header(
     location: &HeaderLocation,
-    headers: &[(String, String)],
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
     max: usize,
 ) -> Result<Option<String>, AuthnError> {
-    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&location.name)).map(|(_, v)| v);
+    let mut values = headers
+        .iter()
+        .filter(|(n, _)| n.as_ref().eq_ignore_ascii_case(&location.name))
+        .map(|(_, v)| v.as_ref());
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(AuthnError::RepeatedLocation);
@@ -154,11 +157,15 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn from_cookies(headers: &[(String, String)], name: &str, max: usize) -> Result<Option<String>, AuthnError> {
+fn from_cookies(
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, AuthnError> {
     let mut found = None;
-    let cookie_headers = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("cookie"));
+    let cookie_headers = headers.iter().filter(|(n, _)| n.as_ref().eq_ignore_ascii_case("cookie"));
     for (_, header) in cookie_headers {
-        for pair in header.split(';') {
+        for pair in header.as_ref().split(';') {
             if let Some(value) = cookie_value(pair, name) {
                 if found.replace(value).is_some() {
                     return Err(AuthnError::RepeatedLocation);
@@ -337,7 +344,7 @@ mod tests {
         ];
         for (path, expected) in cases {
             let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
-            assert_eq!(tokens(extract(&locs, &[], path)), expected, "{path}");
+            assert_eq!(tokens(extract(&locs, &[] as &[(&str, &str)], path)), expected, "{path}");
         }
     }
 

@@ -51,7 +51,7 @@ pub fn output_headers(providers: &[Provider]) -> Vec<String> {
 pub fn forward(
     provider: &Provider,
     tokens: &[(Location, Rc<VerifiedJwt>)],
-    request_headers: &[(String, String)],
+    request_headers: &[(&str, &str)],
     m: &mut Mutations,
 ) {
     for (location, jwt) in tokens {
@@ -70,9 +70,9 @@ pub fn forward(
     }
 }
 
-fn strip(location: &Location, headers: &[(String, String)], m: &mut Mutations) {
+fn strip(location: &Location, headers: &[(&str, &str)], m: &mut Mutations) {
     let original = |name: &str| {
-        let values: Vec<&str> = headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
+        let values: Vec<&str> = headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| *v).collect();
         values.join("; ")
     };
     match location {
@@ -174,15 +174,12 @@ mod tests {
 
     #[test]
     fn stripping_tokens_from_every_location() {
-        let headers: Vec<(String, String)> = [
+        let headers = [
             (":path", "/p?access_token=t1&x=1&t2=y"),
             ("cookie", "a=1; session=tok"),
             ("cookie", "other=2; s2=tok2"),
             ("authorization", "Bearer t"),
-        ]
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
+        ];
         let mut m = Mutations::default();
         for location in [
             Location::Header("authorization".into()),

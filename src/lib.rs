@@ -22,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod forward;
+pub mod headermap;
 pub mod hostcrypto;
 pub mod identity;
 pub mod json;

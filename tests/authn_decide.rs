@@ -241,8 +241,9 @@ impl Filter {
             shared: &mut self.shared,
             events: &mut events,
         };
+        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let request = Request {
-            headers: &req.headers,
+            headers: &headers,
             may_wait_for_keys: req.wait_keys,
             may_wait_for_kid: req.wait_kid,
             now_ms: u64::try_from(req.now).unwrap() * 1000,

@@ -61,6 +61,10 @@ const PROVIDER_METRICS: [&str; 10] = [
     "jwks_age_seconds",
 ];
 const GAUGE: &str = "jwks_age_seconds";
+/// Per-request counts reach `/stats` on the filter's next tick (100 ms): how long to wait for a
+/// request's counts to show, and then how long nothing more may move.
+const FLUSHED: Duration = Duration::from_secs(5);
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// Every metric name for these providers, without Envoy's `wasmcustom.` and the prefix.
 fn metric_names(providers: &[&str]) -> Vec<String> {
@@ -166,6 +170,14 @@ impl Observed {
         self.metrics().get(name).copied().unwrap_or_else(|| panic!("no metric {}{name}", self.prefix))
     }
 
+    /// The metrics once the counts of what was just sent have been flushed: after `done` holds
+    /// (for at most `FLUSHED`), then `SETTLE` later, so a count that arrives late shows too.
+    fn metrics_flushed(&self, done: impl Fn(&BTreeMap<String, u64>) -> bool) -> BTreeMap<String, u64> {
+        wait_until(FLUSHED, || done(&self.metrics()));
+        std::thread::sleep(SETTLE);
+        self.metrics()
+    }
+
     /// Sends one request and checks that it moved exactly these counters by these amounts (gauges
     /// left out).
     fn send(
@@ -179,17 +191,20 @@ impl Observed {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let response = http::request(self.stack.envoy.port(), method, path, &headers)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let after = self.metrics();
+        let delta = |after: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+            after
+                .iter()
+                .filter(|(n, _)| !n.ends_with(GAUGE))
+                .filter_map(|(n, v)| Some((n.clone(), v - before.get(n)?)))
+                .filter(|(_, d)| *d > 0)
+                .collect()
+        };
+        let expected: BTreeMap<String, u64> = moved.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+        let after = self.metrics_flushed(|m| delta(m) == expected);
         let counters =
             |m: &BTreeMap<String, u64>| m.keys().filter(|n| !n.ends_with(GAUGE)).cloned().collect::<Vec<_>>();
         assert_eq!(counters(&before), counters(&after), "the set of metrics is fixed at start");
-        let delta: BTreeMap<String, u64> = after
-            .iter()
-            .filter(|(n, _)| !n.ends_with(GAUGE))
-            .filter_map(|(n, v)| Some((n.clone(), v - before.get(n)?)))
-            .filter(|(_, d)| *d > 0)
-            .collect();
-        let expected: BTreeMap<String, u64> = moved.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+        let delta = delta(&after);
         assert_eq!(
             delta, expected,
             "{method} {path}: counters moved (status {}, {})",
@@ -250,6 +265,9 @@ fn warm_up(o: &Observed) {
     assert!(wait_until(Duration::from_secs(10), fetched), "{:?}\n{}", o.metrics(), o.stack.envoy.log());
     assert_eq!(o.stack.get("/api/warm", Some(&token().sign())).status, 200);
     assert_eq!(o.stack.jwks.hits(), 3, "one fetch per provider for the whole process");
+    // Its counts must not land in the next request's window.
+    let counted = o.metrics_flushed(|m| m.get("allowed") == Some(&1));
+    assert_eq!(counted.get("allowed"), Some(&1), "{counted:?}");
 }
 
 fn allowed_requests_carry_their_claims(o: &Observed) {
@@ -437,7 +455,7 @@ fn token_cache(o: &Observed) {
     for _ in 0..6 {
         assert_eq!(o.stack.get("/api/cached", Some(&t)).status, 200);
     }
-    let after = o.metrics();
+    let after = o.metrics_flushed(|m| m["allowed"] - before["allowed"] >= 6);
     let moved = |n: &str| after[n] - before[n];
     let (hits, misses) = (moved("provider.corp.jwt_cache_hit"), moved("provider.corp.jwt_cache_miss"));
     assert_eq!((hits + misses, moved("allowed"), moved("provider.corp.allowed")), (6, 6, 6));

@@ -10,13 +10,29 @@ mod support;
 use keys_common::VmWatch;
 use serde_json::json;
 use std::time::Duration;
-use support::Stack;
 use support::config::{self, Filter, corp_jwks, corp_token};
 use support::mint::{self, TestKey};
+use support::{Stack, wait_until};
 
-/// The provider's counters as `/stats` shows them.
+const COUNTERS: &str = "wasmcustom.jwt_authn_wasm.provider.corp.";
+
+/// The provider's counter as `/stats` shows it, once every count of what was sent has arrived.
 fn counter(stack: &Stack, name: &str) -> u64 {
-    stack.envoy.stat(&format!("wasmcustom.jwt_authn_wasm.provider.corp.{name}")).unwrap_or(0)
+    settle(stack);
+    stack.envoy.stat(&format!("{COUNTERS}{name}")).unwrap_or(0)
+}
+
+/// Per-request counts reach `/stats` on each VM's next tick (100 ms): waits (at most 5 s) until
+/// the provider's counters stand still over three ticks.
+fn settle(stack: &Stack) {
+    let ours =
+        || stack.envoy.stats().into_iter().filter(|(n, _)| n.starts_with(COUNTERS)).collect::<Vec<_>>();
+    let mut last = ours();
+    wait_until(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = ours();
+        std::mem::replace(&mut last, now) == last
+    });
 }
 
 /// Signature checks and shared hits so far.

@@ -177,8 +177,12 @@ fn two_listeners_share_one_vm_from_a_remote_module_each_with_its_own_policy() {
     };
     let rounds = shared.stack.on_both_workers(checks);
     let envoy = &shared.stack.envoy;
-    let allowed = envoy.stat("wasmcustom.jwt_authn_wasm.allowed").unwrap_or(0);
-    assert_eq!(allowed, 2 * rounds as u64, "each listener passed one token per round");
+    // Per-request counts reach /stats on each VM's next tick (100 ms): wait for them, then a
+    // little more, so a count too many would show too.
+    let allowed = || envoy.stat("wasmcustom.jwt_authn_wasm.allowed").unwrap_or(0);
+    wait_until(Duration::from_secs(5), || allowed() >= 2 * rounds as u64);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(allowed(), 2 * rounds as u64, "each listener passed one token per round");
     assert_eq!(shared.stack.upstream.hits(), 2 * rounds);
 
     // `login` in `a` takes the keys from `keys.example`, which `b`'s discovery does not allow:

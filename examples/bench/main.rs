@@ -2,23 +2,28 @@
 //! by side on one machine (issue 4 §3). Not a test: it measures and reports.
 //!
 //! ```text
-//! cargo run --release --example bench              # table + keys (the default; ~8 min)
-//! cargo run --release --example bench -- table     # the main table only
+//! cargo run --release --example bench              # table + keys (the default; ~10 min)
+//! cargo run --release --example bench -- table     # the main table (with the `spread` row) only
 //! cargo run --release --example bench -- keys      # cost with a JWKS of 1, 10 and 100 keys
 //! cargo run --release --example bench -- rss [VARIANT]   # Envoy's RSS over 1,000,000 fresh tokens
+//! cargo run --release --example bench -- ab A.wasm B.wasm  # two builds side by side (ab.rs)
 //! ```
 //!
-//! Envoy 1.40 (`ENVOY_BIN`, else .venv/bin/envoy) runs with one worker, pinned to core 0 with
-//! taskset; wrk (`bench/wrk-tokens.lua`) runs on core 1. The filter is `WASM_PATH`, else the
-//! release build. Knobs (env): BENCH_DURATION (s per run, 5), BENCH_WARMUP (s before each run, 1),
-//! BENCH_ROUNDS (2), BENCH_CONNECTIONS (8), BENCH_TOKENS (20000), BENCH_ONLY (variant names,
-//! comma-separated), BENCH_PIN (0: no taskset), BENCH_RSS_REQUESTS (1000000), BENCH_RSS_CHUNK (s
-//! per wrk run in `rss`, 20), BENCH_RSS_MAX (s, 1800: `rss` stops there, reported incomplete).
+//! Envoy 1.40 (`ENVOY_BIN`, else .venv/bin/envoy) runs with one worker (four for `spread`), pinned
+//! to core 0 with taskset; wrk (`bench/wrk-tokens.lua`) runs on core 1. The filter is `WASM_PATH`,
+//! else the release build. Knobs (env): BENCH_DURATION (s per run, 5), BENCH_WARMUP (s before each
+//! run, 1), BENCH_ROUNDS (2), BENCH_CONNECTIONS (8), BENCH_TOKENS (20000), BENCH_ONLY (variant
+//! names, comma-separated), BENCH_WORKLOADS (`RS256-repeat`, `fresh`...: the table's one-worker
+//! workloads to run, comma-separated), BENCH_SHAPE (`mixed16`: the table's JWKS has 16 keys of mixed kinds,
+//! 16 connections), BENCH_SPREAD (0: no `spread` row), BENCH_PIN (0: no taskset),
+//! BENCH_RSS_REQUESTS (1000000), BENCH_RSS_CHUNK (s per wrk run in `rss`, 20), BENCH_RSS_MAX (s,
+//! 1800: `rss` stops there, reported incomplete).
 //! Results: stdout and `bench/results.json`; tokens go to `bench/out/`.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod ab;
 mod measure;
 mod report;
 mod setup;
@@ -26,7 +31,7 @@ mod setup;
 use measure::{Load, Sample};
 use report::{Machine, Run};
 use serde_json::{Value, json};
-use setup::{Modules, Variant, Workload};
+use setup::{Modules, Tokens, Variant, Workload};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -36,6 +41,8 @@ use support::servers::JwksServer;
 
 /// The JWKS sizes of the `keys` mode.
 const KEY_COUNTS: [usize; 3] = [1, 10, 100];
+/// The keys of the table's JWKS with `BENCH_SHAPE=mixed16` (the independent bench of issue 9).
+const MIXED_KEYS: usize = 16;
 /// How long minted tokens stay valid, and how long they must still be valid to be reused: longer
 /// than any run, `rss` included.
 const TOKEN_TTL_SECS: i64 = 4 * 3600;
@@ -63,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> &'static str {
-    "usage: bench [all | table | keys | rss [VARIANT]]   (see examples/bench/main.rs for the knobs)"
+    "usage: bench [all | table | keys | rss [VARIANT] | ab A.wasm B.wasm]   (see examples/bench/main.rs for the knobs)"
 }
 
 fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
@@ -80,6 +87,12 @@ fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
         }
         "keys" => {
             sections.insert("keys", bench.keys()?);
+        }
+        "ab" => {
+            let (Some(a), Some(b)) = (arg, std::env::args().nth(3)) else {
+                return Err(usage().into());
+            };
+            sections.insert("ab", bench.ab(a.into(), b.into())?);
         }
         "rss" => {
             let variant = setup::by_name(arg.unwrap_or(setup::FILTER_DEFAULT.name))?;
@@ -101,38 +114,64 @@ struct Settings {
     rounds: u32,
     tokens: usize,
     only: Option<Vec<String>>,
+    workloads: Option<Vec<String>>,
     rss_requests: u64,
     rss_chunk_s: u32,
     rss_max_s: u64,
     load: Load,
     envoy_cpu: Option<u32>,
     envoy_concurrency: u32,
+    /// Keys in the table's JWKS: 2 (the signing keys), or `MIXED_KEYS` with `BENCH_SHAPE=mixed16`.
+    table_keys: usize,
+    /// Whether the table has the `spread` row.
+    spread: bool,
 }
 
 impl Settings {
     fn from_env() -> Result<Settings, String> {
         let pin = env_num("BENCH_PIN", 1)? != 0 && can_pin();
-        let only = std::env::var("BENCH_ONLY")
-            .ok()
-            .map(|list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        let list = |name: &str| {
+            let list = std::env::var(name).ok()?;
+            Some(list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        };
+        let mixed = match std::env::var("BENCH_SHAPE").unwrap_or_default().as_str() {
+            "" => false,
+            "mixed16" => true,
+            other => return Err(format!("BENCH_SHAPE={other:?}: only mixed16 is known")),
+        };
+        let connections = if mixed { 16 } else { 8 };
         Ok(Settings {
             duration_s: env_num("BENCH_DURATION", 5)?,
             warmup_s: env_num("BENCH_WARMUP", 1)?,
             rounds: env_num("BENCH_ROUNDS", 2)?.max(1),
             tokens: env_num("BENCH_TOKENS", 20_000)?.max(1),
-            only,
+            only: list("BENCH_ONLY"),
+            workloads: list("BENCH_WORKLOADS"),
             rss_requests: env_num("BENCH_RSS_REQUESTS", 1_000_000)?,
             rss_chunk_s: env_num("BENCH_RSS_CHUNK", 20)?.max(1),
             rss_max_s: env_num("BENCH_RSS_MAX", 1800)?,
             load: Load {
                 script: support::crate_root().join("bench/wrk-tokens.lua"),
                 threads: 1,
-                connections: env_num("BENCH_CONNECTIONS", 8)?.max(1),
+                in_step: false,
+                connections: env_num("BENCH_CONNECTIONS", connections)?.max(1),
                 cpu: pin.then_some(LOAD_CPU),
             },
             envoy_cpu: pin.then_some(ENVOY_CPU),
             envoy_concurrency: 1,
+            table_keys: if mixed { MIXED_KEYS } else { 2 },
+            spread: env_num("BENCH_SPREAD", 1)? != 0,
         })
+    }
+
+    /// The table's one-worker workloads `BENCH_WORKLOADS` names (`RS256-repeat` or a kind such as
+    /// `repeat`), all by default.
+    fn selected_workloads(&self) -> Vec<Workload> {
+        let named = |w: &Workload| {
+            let full = format!("{}-{}", w.alg.name, w.kind());
+            self.workloads.as_ref().is_none_or(|names| names.iter().any(|n| *n == full || n == w.kind()))
+        };
+        setup::workloads().into_iter().filter(named).collect()
     }
 
     fn selected(&self, variants: &[Variant]) -> Vec<Variant> {
@@ -218,9 +257,9 @@ impl Bench {
         })
     }
 
-    /// Starts Envoy for `variant` with `jwks` behind the idp cluster; `None` (reason kept in
-    /// `refused`) when the variant cannot run.
-    fn start(&mut self, variant: Variant, jwks: &str) -> Result<Option<Envoy>, String> {
+    /// Starts Envoy for `variant` with `jwks` behind the idp cluster and `workers` worker threads;
+    /// `None` (reason kept in `refused`) when the variant cannot run.
+    fn start(&mut self, variant: Variant, jwks: &str, workers: u32) -> Result<Option<Envoy>, String> {
         if let Some(why) = self.refused.get(variant.name) {
             eprintln!("  {}: skipped ({why})", variant.name);
             return Ok(None);
@@ -235,7 +274,7 @@ impl Bench {
             }
         }
         self.jwks.set_body(jwks);
-        let envoy = Envoy::start(&yaml, self.settings.envoy_concurrency);
+        let envoy = Envoy::start(&yaml, workers);
         // Per-request debug logging would be measured too: quiet every logger after start-up.
         let quiet = support::http::request(envoy.admin_port(), "POST", "/logging?level=warning", &[])?;
         if quiet.status != 200 {
@@ -255,7 +294,7 @@ impl Bench {
     /// Waits until a valid RS256 token gets a 200 (the filters fetch the JWKS first), for at most
     /// `READY_TIMEOUT`. When it never comes the runs go ahead, and the warm-up reports them invalid.
     fn wait_ready(&self, envoy: &Envoy, variant: Variant) {
-        let repeat = Workload { alg: setup::RS256, fresh: false };
+        let repeat = Workload::new(setup::RS256, Tokens::Repeat);
         let token = std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
         let mut last = String::new();
         let ready = support::wait_until(READY_TIMEOUT, || {
@@ -303,7 +342,13 @@ impl Bench {
     ) -> Result<Run, String> {
         let tokens = workload.tokens_file(&self.token_dir);
         let s = &self.settings;
-        let sample = measure::sample(envoy, &s.load, &tokens, s.warmup_s, s.duration_s, self.ticks)?;
+        let mut load = s.load.clone();
+        if workload.tokens == Tokens::Spread {
+            load.threads = setup::SPREAD_SENDS as u32;
+            load.connections = setup::SPREAD_CONNECTIONS;
+            load.in_step = true;
+        }
+        let sample = measure::sample(envoy, &load, &tokens, s.warmup_s, s.duration_s, self.ticks)?;
         let run = Run::new(round, variant.name, workload, keys, sample);
         eprintln!("  {}", run.line());
         Ok(run)
@@ -314,30 +359,43 @@ impl Bench {
     }
 
     /// The main table: every selected variant × every workload, interleaved over the rounds
-    /// (round order alternates, so no variant always runs first or last).
+    /// (round order alternates, so no variant always runs first or last); then, in the same
+    /// round, the `spread` workload on an Envoy with `SPREAD_WORKERS` workers for its variants.
     fn table(&mut self) -> Result<Value, String> {
         // Naming variants in BENCH_ONLY may add `filter` (the defaults) to the table.
         let variants = match self.settings.only {
             Some(_) => self.settings.selected(&setup::ALL),
             None => setup::TABLE.to_vec(),
         };
-        let workloads = setup::workloads();
-        self.estimate("table", variants.len() * workloads.len());
+        let workloads = self.settings.selected_workloads();
+        let spreading = match self.settings.spread {
+            true => self.settings.selected(&setup::spread_variants()),
+            false => vec![],
+        };
+        self.estimate("table", variants.len() * workloads.len() + spreading.len());
+        let keys = self.settings.table_keys;
+        let jwks = if keys == MIXED_KEYS { setup::jwks_mixed(keys) } else { setup::jwks() };
         let mut runs = Vec::new();
         self.machine.mark_start();
         for round in 1..=self.settings.rounds {
             eprintln!("table: round {round}/{}", self.settings.rounds);
             for variant in in_round_order(&variants, round) {
-                let Some(envoy) = self.start(variant, &setup::jwks())? else {
+                if let Some(envoy) = self.start(variant, &jwks, self.settings.envoy_concurrency)? {
+                    for &workload in &workloads {
+                        runs.push(self.measure(&envoy, round, variant, workload, keys)?);
+                    }
+                }
+                if !spreading.contains(&variant) {
                     continue;
-                };
-                for &workload in &workloads {
-                    runs.push(self.measure(&envoy, round, variant, workload, 2)?);
+                }
+                if let Some(envoy) = self.start(variant, &jwks, setup::SPREAD_WORKERS)? {
+                    runs.push(self.measure(&envoy, round, variant, setup::SPREAD, keys)?);
                 }
             }
         }
         self.machine.mark_end();
-        let rows = report::summarize(&runs, &variants, &workloads);
+        let mut rows = report::summarize(&runs, &variants, &workloads);
+        rows.extend(report::summarize(&runs, &spreading, &[setup::SPREAD]));
         println!("{}", report::table(&rows, &self.refused, &self.machine, &self.settings_line()));
         Ok(json!({
             "machine": self.machine,
@@ -353,7 +411,7 @@ impl Bench {
     /// for the filter as configured by default and for jwt_authn.
     fn keys(&mut self) -> Result<Value, String> {
         let variants = self.settings.selected(&[setup::JWT_AUTHN, setup::FILTER_DEFAULT]);
-        let workload = Workload { alg: setup::RS256, fresh: true };
+        let workload = Workload::new(setup::RS256, Tokens::Fresh);
         self.estimate("keys", variants.len() * KEY_COUNTS.len());
         let mut runs = Vec::new();
         self.machine.mark_start();
@@ -361,7 +419,8 @@ impl Bench {
             eprintln!("keys: round {round}/{}", self.settings.rounds);
             for variant in in_round_order(&variants, round) {
                 for count in KEY_COUNTS {
-                    let Some(envoy) = self.start(variant, &setup::jwks_with(count))? else {
+                    let workers = self.settings.envoy_concurrency;
+                    let Some(envoy) = self.start(variant, &setup::jwks_with(count), workers)? else {
                         break;
                     };
                     runs.push(self.measure(&envoy, round, variant, workload, count)?);
@@ -383,9 +442,9 @@ impl Bench {
     /// Envoy's RSS before and after `BENCH_RSS_REQUESTS` fresh RS256 requests through `variant`,
     /// sampled after every wrk run of `BENCH_RSS_CHUNK` seconds.
     fn rss(&mut self, variant: Variant) -> Result<Value, String> {
-        let tokens = Workload { alg: setup::RS256, fresh: true }.tokens_file(&self.token_dir);
+        let tokens = Workload::new(setup::RS256, Tokens::Fresh).tokens_file(&self.token_dir);
         self.machine.mark_start();
-        let Some(envoy) = self.start(variant, &setup::jwks())? else {
+        let Some(envoy) = self.start(variant, &setup::jwks(), self.settings.envoy_concurrency)? else {
             let why = self.refused.get(variant.name).cloned().unwrap_or_default();
             return Err(format!("{} cannot run: {why}", variant.name));
         };
@@ -462,13 +521,17 @@ impl Bench {
     fn settings_line(&self) -> String {
         let s = &self.settings;
         format!(
-            "{} round(s) × {} s (+{} s warm-up) per run, wrk -t{} -c{}, Envoy --concurrency {}{}",
+            "{} round(s) × {} s (+{} s warm-up) per run, wrk -t{} -c{}, Envoy --concurrency {}, JWKS of {} keys; spread: --concurrency {}, -t{} -c{}{}",
             s.rounds,
             s.duration_s,
             s.warmup_s,
             s.load.threads,
             s.load.connections,
             s.envoy_concurrency,
+            s.table_keys,
+            setup::SPREAD_WORKERS,
+            setup::SPREAD_SENDS,
+            setup::SPREAD_CONNECTIONS,
             match (s.envoy_cpu, s.load.cpu) {
                 (Some(e), Some(l)) => format!(", Envoy on core {e}, wrk on core {l}"),
                 _ => ", not pinned".into(),

@@ -3,11 +3,17 @@
 
 use crate::support::envoy::Envoy;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Envoy's request counters on the bench listener (one prefix, so one admin call reads them all).
+/// Envoy's request counters on the bench listener.
 const COUNTERS: &str = "http.ingress_http.downstream_rq_";
+/// The token-cache and verification counters a run records, by how their names end (this
+/// filter's `wasmcustom.<prefix>provider.<name>.*`, jwt_authn's `http.<prefix>.jwt_authn.*`):
+/// how many signatures the filters verified.
+pub const VERIFY_COUNTERS: [&str; 4] =
+    [".jwt_verified", ".jwt_shared_hit", ".jwt_cache_miss", ".jwt_cache_hit"];
 
 /// How the load generator runs.
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +23,8 @@ pub struct Load {
     pub script: PathBuf,
     pub threads: u32,
     pub connections: u32,
+    /// Every wrk thread starts at the first token (`spread`), instead of each at its own place.
+    pub in_step: bool,
     /// The core wrk runs on (`taskset -c`), when pinning.
     pub cpu: Option<u32>,
 }
@@ -96,6 +104,9 @@ pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32) -> Result<WrkResult
         .arg(format!("http://127.0.0.1:{port}/"))
         .arg("--")
         .arg(tokens);
+    if load.in_step {
+        cmd.arg("in-step");
+    }
     let out = cmd.output().map_err(|e| format!("cannot run wrk: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH_RESULT ")).ok_or_else(|| {
@@ -151,6 +162,8 @@ pub struct Sample {
     /// Requests Envoy answered in the window, and how many of them outside 2xx (its own counters).
     pub envoy_requests: u64,
     pub envoy_non2xx: u64,
+    /// How far each of `VERIFY_COUNTERS` Envoy shows moved in the window, by full name.
+    pub counters: BTreeMap<String, u64>,
     pub wrk: WrkResult,
     /// `None` when the run counts; else why not.
     pub invalid: Option<String>,
@@ -184,6 +197,7 @@ pub fn sample(
                 envoy_cpu_s: 0.0,
                 envoy_requests: 0,
                 envoy_non2xx: 0,
+                counters: BTreeMap::new(),
                 wrk: w,
                 invalid: Some(format!("in warm-up: {why}")),
             });
@@ -198,26 +212,44 @@ pub fn sample(
     let invalid = w.invalid().or_else(|| {
         (non2xx > 0).then(|| format!("Envoy answered {non2xx} of {requests} requests outside 2xx"))
     });
-    Ok(Sample { envoy_cpu_s: cpu1 - cpu0, envoy_requests: requests, envoy_non2xx: non2xx, wrk: w, invalid })
+    let counters = after
+        .verify
+        .iter()
+        .map(|(name, v)| (name.clone(), v.saturating_sub(before.verify.get(name).copied().unwrap_or(0))))
+        .collect();
+    Ok(Sample {
+        envoy_cpu_s: cpu1 - cpu0,
+        envoy_requests: requests,
+        envoy_non2xx: non2xx,
+        counters,
+        wrk: w,
+        invalid,
+    })
 }
 
-/// Envoy's answered requests so far, and how many of them were not 2xx.
+/// Envoy's answered requests so far, how many of them were not 2xx, and the `VERIFY_COUNTERS`.
 struct Answered {
     completed: u64,
     non2xx: u64,
+    verify: BTreeMap<String, u64>,
 }
 
 impl Answered {
     fn read(envoy: &Envoy) -> Result<Answered, String> {
-        let body = envoy.admin(&format!("/stats?filter={COUNTERS}"))?.body;
-        let value = |name: &str| -> Option<u64> {
-            body.lines().find_map(|l| {
-                l.strip_prefix(COUNTERS)?.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok()
-            })
-        };
+        let body = envoy.admin("/stats")?.body;
+        let stats: BTreeMap<&str, u64> = body
+            .lines()
+            .filter_map(|l| l.split_once(": ").and_then(|(n, v)| Some((n, v.trim().parse().ok()?))))
+            .collect();
+        let value = |name: &str| stats.get(format!("{COUNTERS}{name}").as_str()).copied();
         let completed =
             value("completed").ok_or_else(|| format!("no {COUNTERS}completed in /stats: {body:?}"))?;
         let non2xx = ["1xx", "3xx", "4xx", "5xx"].iter().map(|class| value(class).unwrap_or(0)).sum();
-        Ok(Answered { completed, non2xx })
+        let verify = stats
+            .iter()
+            .filter(|(n, _)| VERIFY_COUNTERS.iter().any(|suffix| n.ends_with(suffix)))
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect();
+        Ok(Answered { completed, non2xx, verify })
     }
 }

@@ -1,7 +1,7 @@
 //! The machine, the runs, their medians and ratios, the printed tables and `bench/results.json`.
 
 use crate::measure::Sample;
-use crate::setup::{self, Modules, Variant, Workload};
+use crate::setup::{self, Modules, Tokens, Variant, Workload};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -172,6 +172,15 @@ impl Run {
         }
     }
 
+    /// How far the counters ending in `suffix` moved per distinct token of a `spread` run (each
+    /// token is sent `SPREAD_SENDS` times in a row); `None` when Envoy shows no such counter.
+    fn per_token(&self, suffix: &str) -> Option<f64> {
+        let mut moved = self.sample.counters.iter().filter(|(n, _)| n.ends_with(suffix)).peekable();
+        moved.peek()?;
+        let bursts = self.sample.envoy_requests as f64 / setup::SPREAD_SENDS as f64;
+        Some(moved.map(|(_, v)| *v).sum::<u64>() as f64 / bursts.max(1.0))
+    }
+
     fn is(&self, variant: &str, workload: Workload, keys: Option<usize>) -> bool {
         self.variant == variant
             && self.alg == workload.alg.name
@@ -206,12 +215,23 @@ pub struct Row {
     /// CPU per request ÷ jwt_authn's (cache off) and ÷ jwt_authn's with its cache, same workload.
     pub ratio_jwt_authn: Option<f64>,
     pub ratio_jwt_authn_cache: Option<f64>,
+    /// `spread` only, per distinct token: this filter's signature verifications
+    /// (`jwt_verified`), its hits in the process-wide record (`jwt_shared_hit`), and the
+    /// per-worker cache misses (`jwt_cache_miss`, jwt_authn's too). `None`: no such counter.
+    pub verified_per_token: Option<f64>,
+    pub shared_hits_per_token: Option<f64>,
+    pub cache_misses_per_token: Option<f64>,
 }
 
 fn row(runs: &[Run], variant: &'static str, workload: Workload, keys: Option<usize>) -> Row {
     let mine: Vec<&Run> = runs.iter().filter(|r| r.is(variant, workload, keys)).collect();
     let valid: Vec<&Run> = mine.iter().copied().filter(|r| r.sample.invalid.is_none()).collect();
     let med = |f: fn(&Run) -> f64| median(valid.iter().map(|r| f(r)).collect());
+    let spread = workload.tokens == Tokens::Spread;
+    let per_token = |suffix: &str| match spread {
+        true => median(valid.iter().filter_map(|r| r.per_token(suffix)).collect()),
+        false => None,
+    };
     Row {
         variant,
         alg: workload.alg.name,
@@ -228,6 +248,9 @@ fn row(runs: &[Run], variant: &'static str, workload: Workload, keys: Option<usi
         over_none_us: None,
         ratio_jwt_authn: None,
         ratio_jwt_authn_cache: None,
+        verified_per_token: per_token(".jwt_verified"),
+        shared_hits_per_token: per_token(".jwt_shared_hit"),
+        cache_misses_per_token: per_token(".jwt_cache_miss"),
     }
 }
 
@@ -262,7 +285,7 @@ pub fn summarize(runs: &[Run], variants: &[Variant], workloads: &[Workload]) -> 
 
 /// The key-count rows: per variant, per JWKS size.
 pub fn summarize_keys(runs: &[Run], variants: &[Variant], counts: &[usize]) -> Vec<Row> {
-    let workload = Workload { alg: setup::RS256, fresh: true };
+    let workload = Workload::new(setup::RS256, Tokens::Fresh);
     variants.iter().flat_map(|v| counts.iter().map(move |&n| row(runs, v.name, workload, Some(n)))).collect()
 }
 
@@ -312,8 +335,43 @@ pub fn table(
             valid_cell(r),
         ));
     }
+    out.extend(spread_counts(rows, refused));
     out.extend(notes(rows, refused));
     out.join("\n")
+}
+
+/// What the `spread` rows' counters say: how many signatures were verified per distinct token.
+fn spread_counts(rows: &[Row], refused: &BTreeMap<&'static str, String>) -> Vec<String> {
+    let spread: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.tokens == "spread" && r.variant != "none" && !refused.contains_key(r.variant))
+        .collect();
+    if spread.is_empty() {
+        return vec![];
+    }
+    let mut out = vec![
+        String::new(),
+        format!(
+            "spread: {} tokens, each sent {} times in a row over different connections, Envoy with {} workers on one core. Per distinct token (n/a: Envoy shows no such counter):",
+            setup::SPREAD_TOKENS,
+            setup::SPREAD_SENDS,
+            setup::SPREAD_WORKERS
+        ),
+        String::new(),
+        "| variant | signature verifications (`jwt_verified`) | shared-record hits (`jwt_shared_hit`) | per-worker cache misses (`jwt_cache_miss`) |".into(),
+        "|---|--:|--:|--:|".into(),
+    ];
+    let count = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2}"));
+    for r in spread {
+        out.push(format!(
+            "| {} | {} | {} | {} |",
+            r.variant,
+            count(r.verified_per_token),
+            count(r.shared_hits_per_token),
+            count(r.cache_misses_per_token)
+        ));
+    }
+    out
 }
 
 /// The key-count table in Markdown.

@@ -175,40 +175,104 @@ pub fn jwks() -> String {
 /// A JWKS of `count` keys whose last one verifies RS256 tokens; the others are other fixture
 /// keys (RSA and P-256, alternating) under their own kids, so only the kid finds the key.
 pub fn jwks_with(count: usize) -> String {
-    let decoys = [TestKey::RsaB, TestKey::P256B];
-    let mut keys: Vec<Value> =
-        (1..count).map(|i| decoys[i % decoys.len()].jwk(&format!("decoy-{i}"), None)).collect();
+    let mut keys = decoys(count.saturating_sub(1));
     keys.push(RS256.key.jwk(RS256.kid, None));
     mint::jwks_of(keys)
 }
 
-/// What the load generator sends: one algorithm, one token again and again or a new one each time.
+/// The independent bench's JWKS (issue 9, `BENCH_SHAPE=mixed16`): `count` keys of mixed kinds,
+/// RSA and P-256 alternating, with both signing keys among them (not first, not last).
+pub fn jwks_mixed(count: usize) -> String {
+    let mut keys = decoys(count.saturating_sub(2));
+    let signing = [RS256, ES256].map(|alg| alg.key.jwk(alg.kid, None));
+    for (i, key) in signing.into_iter().enumerate() {
+        keys.insert((keys.len() * (i + 1) / 3).min(keys.len()), key);
+    }
+    mint::jwks_of(keys)
+}
+
+/// `count` keys no bench token names: other fixture keys (RSA and P-256, alternating) under
+/// kids of their own.
+fn decoys(count: usize) -> Vec<Value> {
+    let decoys = [TestKey::RsaB, TestKey::P256B];
+    (1..=count).map(|i| decoys[i % decoys.len()].jwk(&format!("decoy-{i}"), None)).collect()
+}
+
+/// Which tokens a workload sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// One token again and again.
+    Repeat,
+    /// A new token with every request (`BENCH_TOKENS` of them, cycled).
+    Fresh,
+    /// `SPREAD_TOKENS` tokens, cycled by each of `SPREAD_SENDS` wrk threads in step (all start at
+    /// the first), so each token is sent `SPREAD_SENDS` times at about the same time, over as many
+    /// connections, which the kernel spreads over Envoy's workers.
+    Spread,
+}
+
+/// Distinct tokens of the `spread` workload: more than a per-worker cache of `CACHE_SIZE` holds,
+/// so no worker still has a token when the cycle comes back to it.
+pub const SPREAD_TOKENS: usize = 2500;
+/// How often in a row each `spread` token is sent: the wrk threads of the `spread` workload.
+pub const SPREAD_SENDS: usize = 8;
+
+/// What the load generator sends: one algorithm, and which tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Workload {
     pub alg: Alg,
-    pub fresh: bool,
+    pub tokens: Tokens,
 }
 
 impl Workload {
+    pub const fn new(alg: Alg, tokens: Tokens) -> Workload {
+        Workload { alg, tokens }
+    }
+
     pub fn kind(&self) -> &'static str {
-        if self.fresh { "fresh" } else { "repeat" }
+        match self.tokens {
+            Tokens::Repeat => "repeat",
+            Tokens::Fresh => "fresh",
+            Tokens::Spread => "spread",
+        }
     }
 
     /// The token file for `bench/wrk-tokens.lua`.
     pub fn tokens_file(&self, dir: &Path) -> PathBuf {
         dir.join(format!("tokens-{}-{}.txt", self.alg.name, self.kind()))
     }
+
+    /// The lines of this workload's file, from the algorithm's minted tokens.
+    fn lines(&self, minted: &[String]) -> Vec<String> {
+        match self.tokens {
+            Tokens::Repeat => minted.iter().take(1).cloned().collect(),
+            Tokens::Fresh => minted.to_vec(),
+            Tokens::Spread => minted.iter().cycle().take(SPREAD_TOKENS).cloned().collect(),
+        }
+    }
 }
 
-/// Every workload of the main table: per algorithm, repeat then fresh.
+/// Every workload of the main table (Envoy with one worker): per algorithm, repeat then fresh.
 pub fn workloads() -> Vec<Workload> {
-    ALGS.iter().flat_map(|&alg| [false, true].map(|fresh| Workload { alg, fresh })).collect()
+    ALGS.iter().flat_map(|&alg| [Tokens::Repeat, Tokens::Fresh].map(|t| Workload::new(alg, t))).collect()
+}
+
+/// The `spread` workload (Envoy with `SPREAD_WORKERS` workers, still on one core).
+pub const SPREAD: Workload = Workload::new(RS256, Tokens::Spread);
+pub const SPREAD_WORKERS: u32 = 4;
+/// Connections of the `spread` workload: two per wrk thread.
+pub const SPREAD_CONNECTIONS: u32 = 16;
+
+/// The variants of the `spread` row: the floor, jwt_authn with and without its cache, this filter
+/// with its cache (host crypto).
+pub fn spread_variants() -> Vec<Variant> {
+    vec![TABLE[0], JWT_AUTHN, JWT_AUTHN_CACHE, TABLE[5]]
 }
 
 /// Token files left by an earlier run are reused while they hold `count` tokens per algorithm that
 /// stay valid for `min_left_secs` more; else `count` distinct valid tokens per algorithm (each its
-/// own `sub` and `jti`, valid for `ttl_secs`) are minted on every core into the fresh and the
-/// repeat file of each workload. Returns the seconds minting took per algorithm (none if reused).
+/// own `sub` and `jti`, valid for `ttl_secs`) are minted on every core into the files of every
+/// workload. Returns the seconds minting took per algorithm (none if reused).
 pub fn write_tokens(
     dir: &Path,
     count: usize,
@@ -220,7 +284,8 @@ pub fn write_tokens(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    let files_there = workloads().iter().all(|w| w.tokens_file(dir).is_file());
+    let all = || workloads().into_iter().chain([SPREAD]);
+    let files_there = all().all(|w| w.tokens_file(dir).is_file());
     let reusable = files_there
         && meta["count"].as_u64() == Some(count as u64)
         && meta["exp"].as_i64().is_some_and(|exp| exp - mint::now() >= min_left_secs);
@@ -234,10 +299,8 @@ pub fn write_tokens(
         let start = std::time::Instant::now();
         let tokens = mint_parallel(alg, count, ttl_secs)?;
         took.push((alg.name, start.elapsed().as_secs_f64()));
-        for fresh in [false, true] {
-            let file = Workload { alg, fresh }.tokens_file(dir);
-            let lines = if fresh { &tokens[..] } else { &tokens[..1] };
-            write(&file, &(lines.join("\n") + "\n"))?;
+        for workload in all().filter(|w| w.alg == alg) {
+            write(&workload.tokens_file(dir), &(workload.lines(&tokens).join("\n") + "\n"))?;
         }
     }
     write(&meta_file, &json!({"count": count, "exp": exp}).to_string())?;

@@ -38,7 +38,11 @@ fn check_provider(provider: &Provider, path: &str, headers: &[(String, String)])
             cookies: vec![],
             ..locations.clone()
         };
-        assert_eq!(extract::extract(&only, &[], &stripped), Ok(vec![]), "{name} left in {stripped:?}");
+        assert_eq!(
+            extract::extract(&only, &[] as &[(&str, &str)], &stripped),
+            Ok(vec![]),
+            "{name} left in {stripped:?}"
+        );
     }
     for name in &locations.cookies {
         let stripped: Vec<(String, String)> = headers

@@ -1,6 +1,7 @@
 //! The few host calls the filter makes, with host statuses turned into plain results, so the rest
 //! of the shell never matches on raw `Status` values.
 
+use crate::headermap::{self, HeaderMap};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
 use std::time::{Duration, UNIX_EPOCH};
@@ -46,12 +47,21 @@ pub fn select_stream(context_id: u32) -> bool {
     hostcalls::set_effective_context(context_id).is_ok()
 }
 
-/// The request headers. Values that are not UTF-8 (HTTP allows obs-text bytes) are read lossily:
-/// the SDK's `get_map` would panic on them and kill the VM, so one Latin-1 header would take every
-/// request on the worker down. A token with such bytes is then refused as malformed.
-pub fn request_headers() -> Vec<(String, String)> {
-    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-    pairs.into_iter().map(|(name, value)| (name, text(value))).collect()
+/// The request headers, in one buffer read in place (see `HeaderMap`; the SDK's `get_map` would
+/// make two strings per header, and panic on a value that is not UTF-8, killing the VM). Empty if
+/// the host refuses.
+pub fn request_headers() -> HeaderMap {
+    let (mut data, mut size): (*mut u8, usize) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host writes a pointer and a size into the two locals; the pointer is null or a
+    // buffer of `size` bytes it got from this module's allocator (`proxy_on_memory_allocate`, a
+    // boxed slice of exactly that length), which this Vec then owns and frees, as the SDK does.
+    let bytes = unsafe {
+        match abi::proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) {
+            0 if !data.is_null() => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    };
+    HeaderMap::from_host(bytes)
 }
 
 fn text(bytes: Vec<u8>) -> String {
@@ -84,7 +94,7 @@ pub fn set_request_header(name: &str, value: &str) {
 }
 
 pub fn send_response(status: u32, headers: &[(String, String)], body: &str) {
-    let headers = serialize_map(headers);
+    let headers = headermap::serialize(headers);
     // SAFETY: pointers and lengths of live buffers, read by the host during the call; no details
     // string (null, 0); -1: not a gRPC answer.
     let result = unsafe {
@@ -140,24 +150,6 @@ fn check(call: &str, status: u32) {
     }
 }
 
-/// A header map as the ABI takes it: the pair count, each pair's name and value lengths, then each
-/// name and value followed by a NUL (all numbers u32, little-endian).
-fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
-    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    let mut bytes = len(pairs.len()).to_vec();
-    for (name, value) in pairs {
-        bytes.extend_from_slice(&len(name.len()));
-        bytes.extend_from_slice(&len(value.len()));
-    }
-    for (name, value) in pairs {
-        for part in [name, value] {
-            bytes.extend_from_slice(part.as_bytes());
-            bytes.push(0);
-        }
-    }
-    bytes
-}
-
 /// The host functions above, declared with the SDK's wasm signatures (its enums and `Status` are
 /// `u32`), so the module still imports each function once.
 mod abi {
@@ -194,6 +186,11 @@ mod abi {
             path_size: usize,
             value_data: *const u8,
             value_size: usize,
+        ) -> u32;
+        pub fn proxy_get_header_map_pairs(
+            map_type: u32,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
         ) -> u32;
     }
 }

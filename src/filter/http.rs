@@ -31,7 +31,8 @@ pub enum Outcome {
 /// requests and, from the root's tick, for held ones (`held_until`: their deadline): so it only uses
 /// host calls, never `self`.
 pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcome {
-    let headers = host::request_headers();
+    let map = host::request_headers();
+    let headers = map.pairs();
     // Read before this filter changes any header (which makes Envoy route again): see `route`.
     let read_route = vm.borrow().config.route_metadata;
     let route = match read_route {
@@ -62,8 +63,8 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
 }
 
 /// Carries out the header changes; a header the request does not carry costs no host call.
-fn apply(m: &Mutations, headers: &[(String, String)]) {
-    for name in m.remove.iter().filter(|name| headers.iter().any(|(n, _)| n == *name)) {
+fn apply(m: &Mutations, headers: &[(&str, &str)]) {
+    for name in m.remove.iter().filter(|name| headers.iter().any(|(n, _)| n == name)) {
         host::remove_request_header(name);
     }
     for (name, value) in &m.set {
@@ -94,8 +95,8 @@ fn write_filter_state(entries: &Entries) {
     }
 }
 
-fn path(headers: &[(String, String)]) -> &str {
-    headers.iter().find(|(n, _)| n == ":path").map_or("", |(_, v)| v.as_str())
+fn path<'h>(headers: &[(&str, &'h str)]) -> &'h str {
+    headers.iter().find(|(n, _)| *n == ":path").map_or("", |(_, v)| v)
 }
 
 impl Context for Http {

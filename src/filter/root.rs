@@ -139,6 +139,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let Some(vm) = self.vm.clone() else { return };
+        vm.borrow_mut().metrics.flush();
         let now = host::now_ms();
         vm.borrow_mut().sync_digest_key();
         let changed = self.refresh_keys(&vm, now);

@@ -96,7 +96,7 @@ impl Vm {
     /// new one, which may wait for first keys only during the startup hold).
     pub fn decide(
         &mut self,
-        headers: &[(String, String)],
+        headers: &[(&str, &str)],
         route: &RouteChoice,
         now_ms: u64,
         held_until: Option<u64>,

@@ -1,0 +1,125 @@
+//! proxy-wasm's serialized header map, both ways: the pair count, each pair's name and value
+//! lengths, then each name and value followed by a NUL (all numbers u32, little-endian).
+//!
+//! A request's headers are read in place from the one buffer the host hands over: names and values
+//! are borrowed from it, so reading them costs no allocation per header (the SDK's `get_map` makes
+//! two strings per header, and panics on a value that is not UTF-8).
+
+/// A serialized header map whose names and values are all UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMap {
+    bytes: Vec<u8>,
+}
+
+impl HeaderMap {
+    /// The map as the host serialized it. Names and values that are not UTF-8 (HTTP allows
+    /// obs-text bytes) are converted lossily, so one Latin-1 header cannot make the request
+    /// unreadable; a token with such bytes is then refused as malformed. A truncated map keeps
+    /// the pairs before the damage.
+    pub fn from_host(bytes: Vec<u8>) -> HeaderMap {
+        let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
+        if raw_pairs(&bytes).all(|(n, v)| utf8(n) && utf8(v)) {
+            return HeaderMap { bytes };
+        }
+        let lossy: Vec<_> = raw_pairs(&bytes)
+            .map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v)))
+            .collect();
+        HeaderMap { bytes: serialize(&lossy) }
+    }
+
+    /// The pairs in the host's order (a repeated header appears once per value).
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        let text = |b| std::str::from_utf8(b).ok();
+        raw_pairs(&self.bytes).filter_map(|(n, v)| Some((text(n)?, text(v)?))).collect()
+    }
+}
+
+/// The pairs of a serialized map, as far as it is well formed.
+fn raw_pairs(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let word: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(word)).ok()
+    };
+    let count = u32_at(0).unwrap_or(0);
+    let mut data = count.checked_mul(8).and_then(|n| n.checked_add(4)).unwrap_or(usize::MAX);
+    // Each item is followed by a NUL, which is not part of it.
+    let mut item = move |len: usize| -> Option<&[u8]> {
+        let end = data.checked_add(len)?;
+        let value = bytes.get(data..end)?;
+        (bytes.get(end) == Some(&0)).then(|| {
+            data = end + 1;
+            value
+        })
+    };
+    (0..count).map_while(move |i| {
+        let lengths = i.checked_mul(8)?.checked_add(4)?;
+        let (name_len, value_len) = (u32_at(lengths)?, u32_at(lengths.checked_add(4)?)?);
+        Some((item(name_len)?, item(value_len)?))
+    })
+}
+
+/// `pairs` serialized (for local replies, and for a map rebuilt lossily).
+pub fn serialize(pairs: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<u8> {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let text: usize = pairs.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 2).sum();
+    let mut bytes = Vec::with_capacity(4 + 8 * pairs.len() + text);
+    bytes.extend_from_slice(&len(pairs.len()));
+    for (name, value) in pairs {
+        bytes.extend_from_slice(&len(name.as_ref().len()));
+        bytes.extend_from_slice(&len(value.as_ref().len()));
+    }
+    for (name, value) in pairs {
+        for part in [name.as_ref(), value.as_ref()] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAIRS: [(&str, &str); 4] =
+        [(":path", "/a?b=c"), ("authorization", "Bearer x.y.z"), ("empty", ""), ("cookie", "a=1")];
+
+    #[test]
+    fn pairs_read_back_in_order() {
+        let map = HeaderMap::from_host(serialize(&PAIRS));
+        assert_eq!(map.pairs(), PAIRS);
+        assert_eq!(HeaderMap::from_host(serialize(&[] as &[(&str, &str)])).pairs(), vec![]);
+        assert_eq!(HeaderMap::from_host(vec![]).pairs(), vec![], "no bytes: no headers");
+    }
+
+    #[test]
+    fn the_wire_format_is_the_abis() {
+        let bytes = serialize(&[("ab", "c")]);
+        assert_eq!(bytes, [1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, b'a', b'b', 0, b'c', 0]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_read_lossily() {
+        let mut bytes = serialize(&[("x-latin", "caf?"), ("authorization", "Bearer a.b.c")]);
+        let at = bytes.iter().position(|b| *b == b'?').unwrap();
+        bytes[at] = 0xe9;
+        let map = HeaderMap::from_host(bytes);
+        assert_eq!(map.pairs(), [("x-latin", "caf\u{fffd}"), ("authorization", "Bearer a.b.c")]);
+    }
+
+    #[test]
+    fn a_damaged_map_keeps_the_pairs_before_the_damage() {
+        let whole = serialize(&PAIRS);
+        for cut in 0..whole.len() {
+            let pairs = HeaderMap::from_host(whole[..cut].to_vec()).pairs().len();
+            assert!(pairs < PAIRS.len(), "cut at {cut}: {pairs}");
+        }
+        let mut no_nul = whole.clone();
+        let last = no_nul.len() - 1;
+        no_nul[last] = b'!';
+        assert_eq!(HeaderMap::from_host(no_nul).pairs(), PAIRS[..3]);
+        let mut huge_count = whole;
+        huge_count[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(HeaderMap::from_host(huge_count).pairs(), vec![], "lengths read from the data section");
+    }
+}
