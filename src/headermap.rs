@@ -22,7 +22,7 @@ impl HeaderMap {
             return HeaderMap { bytes };
         }
         let lossy: Vec<_> = raw_pairs(&bytes)
-            .map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v)))
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
             .collect();
         HeaderMap { bytes: serialize(&lossy) }
     }
@@ -34,32 +34,63 @@ impl HeaderMap {
     }
 }
 
-/// The pairs of a serialized map, as far as it is well formed.
-fn raw_pairs(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let u32_at = |at: usize| -> Option<usize> {
-        let word: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(word)).ok()
-    };
-    let count = u32_at(0).unwrap_or(0);
-    let mut data = count.checked_mul(8).and_then(|n| n.checked_add(4)).unwrap_or(usize::MAX);
-    // Each item is followed by a NUL, which is not part of it.
-    let mut item = move |len: usize| -> Option<&[u8]> {
-        let end = data.checked_add(len)?;
-        let value = bytes.get(data..end)?;
-        (bytes.get(end) == Some(&0)).then(|| {
-            data = end + 1;
+/// The pairs of a serialized map, as far as it is well formed; [`Pairs::whole`] then tells whether
+/// that was all of it.
+pub fn raw_pairs(bytes: &[u8]) -> Pairs<'_> {
+    let count = u32_at(bytes, 0).unwrap_or(0);
+    let data = count.checked_mul(8).and_then(|n| n.checked_add(4)).unwrap_or(usize::MAX);
+    Pairs { bytes, count, next: 0, data }
+}
+
+/// The pairs of a serialized map, read lazily: a huge count in damaged bytes allocates nothing.
+pub struct Pairs<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    /// The index of the next pair.
+    next: usize,
+    /// Where the next name starts.
+    data: usize,
+}
+
+impl<'a> Pairs<'a> {
+    /// Whether every counted pair was read and no byte follows the last.
+    pub fn whole(&self) -> bool {
+        self.next == self.count && self.data == self.bytes.len()
+    }
+
+    /// `len` bytes at the data position, which a NUL (not part of the item) must follow.
+    fn item(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.data.checked_add(len)?;
+        let value = self.bytes.get(self.data..end)?;
+        (self.bytes.get(end) == Some(&0)).then(|| {
+            self.data = end + 1;
             value
         })
-    };
-    (0..count).map_while(move |i| {
-        let lengths = i.checked_mul(8)?.checked_add(4)?;
-        let (name_len, value_len) = (u32_at(lengths)?, u32_at(lengths.checked_add(4)?)?);
-        Some((item(name_len)?, item(value_len)?))
-    })
+    }
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.count {
+            return None;
+        }
+        let lengths = self.next.checked_mul(8)?.checked_add(4)?;
+        let (name_len, value_len) = (u32_at(self.bytes, lengths)?, u32_at(self.bytes, lengths.checked_add(4)?)?);
+        let pair = (self.item(name_len)?, self.item(value_len)?);
+        self.next += 1;
+        Some(pair)
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let word: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(word)).ok()
 }
 
 /// `pairs` serialized (for local replies, and for a map rebuilt lossily).
-pub fn serialize(pairs: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<u8> {
+pub fn serialize(pairs: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)]) -> Vec<u8> {
     let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
     let text: usize = pairs.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 2).sum();
     let mut bytes = Vec::with_capacity(4 + 8 * pairs.len() + text);
@@ -70,7 +101,7 @@ pub fn serialize(pairs: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<u8> {
     }
     for (name, value) in pairs {
         for part in [name.as_ref(), value.as_ref()] {
-            bytes.extend_from_slice(part.as_bytes());
+            bytes.extend_from_slice(part);
             bytes.push(0);
         }
     }

@@ -23,6 +23,8 @@
 //!   a route matched on them is chosen after authentication, as with jwt_authn's
 //!   `clear_route_cache: true`, and its own metadata is not checked again (see README).
 
+use crate::headermap;
+
 /// The property path of this filter's route metadata, its parts NUL-separated as `get_property`
 /// takes them.
 pub const METADATA_PROPERTY: &[u8] = b"xds\0route_metadata\0filter_metadata\0jwt_authn_wasm";
@@ -68,67 +70,21 @@ pub fn parse(value: Option<&[u8]>) -> RouteChoice {
     }
 }
 
-/// A proxy-wasm pair map: a u32 count, then each pair's key and value lengths (u32,
-/// little-endian), then each key and value followed by a NUL. `None` unless it is exactly that
-/// with UTF-8 keys.
+/// The pairs of a proxy-wasm pair map (see `headermap`), `None` unless the bytes are exactly
+/// that with UTF-8 keys.
 fn pairs(bytes: &[u8]) -> Option<Vec<(&str, &[u8])>> {
-    let mut reader = Reader(bytes);
-    let count = reader.u32()?;
-    // Each pair takes at least 10 bytes: a count past that is malformed (and no allocation follows it).
-    if count > bytes.len() / 10 {
-        return None;
-    }
-    let sizes = (0..count).map(|_| Some((reader.u32()?, reader.u32()?))).collect::<Option<Vec<_>>>()?;
-    let pairs = sizes
-        .into_iter()
-        .map(|(key_len, value_len)| {
-            let key = std::str::from_utf8(reader.terminated(key_len)?).ok()?;
-            Some((key, reader.terminated(value_len)?))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    reader.0.is_empty().then_some(pairs)
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<usize> {
-        let bytes: [u8; 4] = self.take(4)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(bytes)).ok()
-    }
-
-    /// `len` bytes followed by a NUL.
-    fn terminated(&mut self, len: usize) -> Option<&'a [u8]> {
-        let value = self.take(len)?;
-        (self.take(1)? == [0]).then_some(value)
-    }
+    let mut raw = headermap::raw_pairs(bytes);
+    let pairs = raw.by_ref().map(|(k, v)| Some((std::str::from_utf8(k).ok()?, v))).collect::<Option<Vec<_>>>()?;
+    raw.whole().then_some(pairs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The layout Envoy produces (as `filter::host` serializes header maps).
+    /// The layout Envoy produces.
     fn map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-        let len = |n: usize| u32::try_from(n).unwrap().to_le_bytes();
-        let mut bytes = len(pairs.len()).to_vec();
-        for (k, v) in pairs {
-            bytes.extend_from_slice(&len(k.len()));
-            bytes.extend_from_slice(&len(v.len()));
-        }
-        for (k, v) in pairs {
-            bytes.extend_from_slice(k.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(v);
-            bytes.push(0);
-        }
-        bytes
+        headermap::serialize(pairs)
     }
 
     fn invalid(value: &[u8]) -> bool {
