@@ -6,6 +6,8 @@
 --
 -- `in-step` (the `spread` workload): every thread starts at the first token, so with T threads
 -- each token is sent T times at about the same time, over T threads' connections.
+-- `second-half` (a warm-up): threads start half-way down the list, so the run measured after it,
+-- which starts at the top, does not begin with tokens the warm-up has just put in the caches.
 
 local threads = {}
 
@@ -35,6 +37,9 @@ function init(args)
     next_req = 0
   else
     next_req = (id * math.floor(#reqs / 7 + 1)) % #reqs
+  end
+  if args[2] == "second-half" then
+    next_req = (next_req + math.floor(#reqs / 2)) % #reqs
   end
   non2xx = 0
   first_non2xx = 0

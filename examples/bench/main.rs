@@ -12,7 +12,7 @@
 //! Envoy 1.40 (`ENVOY_BIN`, else .venv/bin/envoy) runs with one worker (four for `spread`), pinned
 //! to core 0 with taskset; wrk (`bench/wrk-tokens.lua`) runs on core 1. The filter is `WASM_PATH`,
 //! else the release build. Knobs (env): BENCH_DURATION (s per run, 5), BENCH_WARMUP (s before each
-//! run, 1), BENCH_ROUNDS (2), BENCH_CONNECTIONS (8), BENCH_TOKENS (20000), BENCH_ONLY (variant
+//! run, 1), BENCH_ROUNDS (2), BENCH_CONNECTIONS (8), BENCH_TOKENS (50000), BENCH_ONLY (variant
 //! names, comma-separated), BENCH_WORKLOADS (`RS256-repeat`, `fresh`...: the table's one-worker
 //! workloads to run, comma-separated), BENCH_SHAPE (`mixed16`: the table's JWKS has 16 keys of mixed kinds,
 //! 16 connections), BENCH_SPREAD (0: no `spread` row), BENCH_PIN (0: no taskset),
@@ -144,7 +144,7 @@ impl Settings {
             duration_s: env_num("BENCH_DURATION", 5)?,
             warmup_s: env_num("BENCH_WARMUP", 1)?,
             rounds: env_num("BENCH_ROUNDS", 2)?.max(1),
-            tokens: env_num("BENCH_TOKENS", 20_000)?.max(1),
+            tokens: env_num("BENCH_TOKENS", 50_000)?.max(1),
             only: list("BENCH_ONLY"),
             workloads: list("BENCH_WORKLOADS"),
             rss_requests: env_num("BENCH_RSS_REQUESTS", 1_000_000)?,

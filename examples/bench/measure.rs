@@ -85,7 +85,9 @@ impl WrkResult {
 }
 
 /// Runs wrk for `secs` seconds against `port`, each request with the next token of `tokens`.
-pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32) -> Result<WrkResult, String> {
+/// `start`: where the threads begin in the token list (`second-half` for a warm-up, so the run
+/// measured after it does not begin with the tokens it just sent); `in_step` loads take none.
+pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32, start: Option<&str>) -> Result<WrkResult, String> {
     let mut cmd = match load.cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -104,9 +106,11 @@ pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32) -> Result<WrkResult
         .arg(format!("http://127.0.0.1:{port}/"))
         .arg("--")
         .arg(tokens);
-    if load.in_step {
-        cmd.arg("in-step");
-    }
+    match (load.in_step, start) {
+        (true, _) => cmd.arg("in-step"),
+        (false, Some(start)) => cmd.arg(start),
+        (false, None) => &mut cmd,
+    };
     let out = cmd.output().map_err(|e| format!("cannot run wrk: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH_RESULT ")).ok_or_else(|| {
@@ -191,7 +195,7 @@ pub fn sample(
     ticks: u64,
 ) -> Result<Sample, String> {
     if warmup > 0 {
-        let w = wrk(load, envoy.port(), tokens, warmup)?;
+        let w = wrk(load, envoy.port(), tokens, warmup, Some("second-half"))?;
         if let Some(why) = w.invalid() {
             return Ok(Sample {
                 envoy_cpu_s: 0.0,
@@ -205,7 +209,7 @@ pub fn sample(
     }
     let before = Answered::read(envoy)?;
     let cpu0 = cpu_seconds(envoy.pid(), ticks)?;
-    let w = wrk(load, envoy.port(), tokens, secs)?;
+    let w = wrk(load, envoy.port(), tokens, secs, None)?;
     let cpu1 = cpu_seconds(envoy.pid(), ticks)?;
     let after = Answered::read(envoy)?;
     let (requests, non2xx) = (after.completed - before.completed, after.non2xx - before.non2xx);

@@ -172,13 +172,17 @@ impl Run {
         }
     }
 
-    /// How far the counters ending in `suffix` moved per distinct token of a `spread` run (each
-    /// token is sent `SPREAD_SENDS` times in a row); `None` when Envoy shows no such counter.
-    fn per_token(&self, suffix: &str) -> Option<f64> {
+    /// How far the counters ending in `suffix` moved per request; `None` when Envoy shows no
+    /// such counter.
+    fn per_request(&self, suffix: &str) -> Option<f64> {
         let mut moved = self.sample.counters.iter().filter(|(n, _)| n.ends_with(suffix)).peekable();
         moved.peek()?;
-        let bursts = self.sample.envoy_requests as f64 / setup::SPREAD_SENDS as f64;
-        Some(moved.map(|(_, v)| *v).sum::<u64>() as f64 / bursts.max(1.0))
+        Some(moved.map(|(_, v)| *v).sum::<u64>() as f64 / (self.sample.envoy_requests as f64).max(1.0))
+    }
+
+    /// The same per distinct token of a `spread` run (each token is sent `SPREAD_SENDS` times).
+    fn per_token(&self, suffix: &str) -> Option<f64> {
+        self.per_request(suffix).map(|n| n * setup::SPREAD_SENDS as f64)
     }
 
     fn is(&self, variant: &str, workload: Workload, keys: Option<usize>) -> bool {
@@ -221,6 +225,9 @@ pub struct Row {
     pub verified_per_token: Option<f64>,
     pub shared_hits_per_token: Option<f64>,
     pub cache_misses_per_token: Option<f64>,
+    /// This filter's signature verifications per request (`jwt_verified`): below 1 on `fresh`
+    /// when its caches still hold tokens of an earlier pass over the token list.
+    pub verified_per_request: Option<f64>,
 }
 
 fn row(runs: &[Run], variant: &'static str, workload: Workload, keys: Option<usize>) -> Row {
@@ -251,6 +258,7 @@ fn row(runs: &[Run], variant: &'static str, workload: Workload, keys: Option<usi
         verified_per_token: per_token(".jwt_verified"),
         shared_hits_per_token: per_token(".jwt_shared_hit"),
         cache_misses_per_token: per_token(".jwt_cache_miss"),
+        verified_per_request: median(valid.iter().filter_map(|r| r.per_request(".jwt_verified")).collect()),
     }
 }
 
@@ -315,12 +323,12 @@ pub fn table(
         format!("Machine: {}", machine.line()),
         format!("Settings: {settings}"),
         String::new(),
-        "| workload | variant | CPU µs/req | +µs over none | × jwt_authn | × jwt_authn-cache | req/s | p50 ms | p99 ms | Envoy CPU | valid |".into(),
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|".into(),
+        "| workload | variant | CPU µs/req | +µs over none | × jwt_authn | × jwt_authn-cache | signatures/req | req/s | p50 ms | p99 ms | Envoy CPU | valid |".into(),
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|".into(),
     ];
     for r in rows.iter().filter(|r| !refused.contains_key(r.variant)) {
         out.push(format!(
-            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.alg,
             r.tokens,
             r.variant,
@@ -328,6 +336,7 @@ pub fn table(
             cell(r.over_none_us, 1),
             cell(r.ratio_jwt_authn, 2),
             cell(r.ratio_jwt_authn_cache, 2),
+            cell(r.verified_per_request, 2),
             cell(r.requests_per_sec, 0),
             cell(r.p50_us.map(|u| u / 1000.0), 2),
             cell(r.p99_us.map(|u| u / 1000.0), 2),
