@@ -1,0 +1,119 @@
+//! Tier 2: the whole request decision, `authn::decide`, natively (no Envoy). Configs are JSON as
+//! an operator writes them, keys are the fixture keys' JWKS, tokens are signed by `mint`, the clock
+//! is fixed; each test asserts the exact `Decision` (header changes, local reply, or hold) and the
+//! events the filter turns into metrics. The harness is `authn_common`.
+//!
+//! This file: identity in filter state and requirements chosen by the route.
+
+mod authn_common;
+mod support;
+
+use authn_common::*;
+
+// ---- Identity in filter state ----------------------------------------------------------------
+
+fn entries(list: &[(&str, &str)]) -> Entries {
+    Entries(pairs(list))
+}
+
+#[test]
+fn a_verified_identity_goes_to_filter_state_and_only_then() {
+    let identity = json!({
+        "payload_in_metadata": "jwt_payload",
+        "header_in_metadata": "jwt_header",
+        "failed_status_in_metadata": "jwt_failure",
+        "claim_to_filter_state": [{"claim_name": "sub", "name": "jwt_sub"}]
+    });
+    let doc = json!({
+        "providers": {"corp": corp(identity)},
+        "rules": [
+            {"match": {"prefix": "/api"}, "requires": {"provider_name": "corp"}},
+            {"match": {"prefix": "/lenient"}, "requires": {"allow_missing_or_failed": {}}}
+        ]
+    });
+    let mut f = Filter::new(doc);
+    let token = good().sign();
+    let segment = |i: usize| {
+        String::from_utf8(jwt_authn_wasm::token::b64url_decode(token.split('.').nth(i).unwrap()).unwrap())
+            .unwrap()
+    };
+    let Decision::Allow(m) = f.decide(&get("/api").bearer(&token)).0 else { panic!("not allowed") };
+    let expected = [("jwt_payload", segment(1)), ("jwt_header", segment(0)), ("jwt_sub", "alice".into())];
+    let expected = Entries(expected.iter().map(|(n, v)| (n.to_string(), v.clone())).collect());
+    assert_eq!(m.filter_state, expected);
+    // A refused token: only its failure, in the refusal and in a request allowed anyway.
+    let expired = expired_token();
+    let failure = entries(&[("jwt_failure", r#"{"code":401,"message":"jwt_expired"}"#)]);
+    let Decision::Deny(r) = f.decide(&get("/api").bearer(&expired)).0 else { panic!("not refused") };
+    assert_eq!(r.filter_state, failure);
+    let Decision::Allow(m) = f.decide(&get("/lenient").bearer(&expired)).0 else { panic!("not allowed") };
+    assert_eq!(m.filter_state, failure);
+    // No token: nothing at all, allowed or not.
+    let Decision::Deny(r) = f.decide(&get("/api")).0 else { panic!("not refused") };
+    assert!(r.filter_state.is_empty());
+    let Decision::Allow(m) = f.decide(&get("/lenient")).0 else { panic!("not allowed") };
+    assert!(m.filter_state.is_empty());
+}
+
+#[test]
+fn a_token_that_verified_but_failed_the_requirement_writes_no_identity() {
+    let identity = json!({"claim_to_filter_state": [{"claim_name": "sub", "name": "jwt_sub"}]});
+    let both =
+        json!({"requires_all": {"requirements": [{"provider_name": "corp"}, {"provider_name": "partner"}]}});
+    let doc = json!({
+        "providers": {"corp": corp(identity.clone()), "partner": partner(identity)},
+        "rules": [{"match": {"prefix": "/"}, "requires": both}]
+    });
+    let (decision, _) = Filter::new(doc).decide(&get("/").bearer(&good().sign()));
+    let Decision::Deny(r) = decision else { panic!("not refused: {decision:?}") };
+    assert!(r.filter_state.is_empty(), "corp's token verified, but the request did not pass");
+}
+
+// ---- Requirements chosen by the route --------------------------------------------------------
+
+/// `corp` on `/api` by rule; `requirement_map` has `corp` and `partner`.
+fn per_route(extra: Value) -> Value {
+    merged(
+        json!({
+            "providers": {"corp": corp(json!({"claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]})), "partner": partner(json!({}))},
+            "requirement_map": {"corp": {"provider_name": "corp"}, "partner": {"provider_name": "partner"}},
+            "rules": [{"match": {"prefix": "/api"}, "requires": {"provider_name": "corp"}}]
+        }),
+        extra,
+    )
+}
+
+#[test]
+fn a_route_requirement_replaces_the_rules() {
+    let mut f = Filter::new(per_route(json!({})));
+    assert!(f.config.route_metadata, "on by default with a requirement_map");
+    let partner = partner_token().sign();
+    let by_name = |name: &str| RouteChoice::Requirement(name.into());
+    assert_eq!(
+        f.decide(&get("/api").bearer(&partner)).0,
+        refusal(401, "invalid_token", "jwt_issuer_not_allowed")
+    );
+    let routed = get("/api").bearer(&partner).route(by_name("partner"));
+    assert_eq!(f.decide(&routed).0, allow(&[STATUS, "x-sub", "authorization"], &[]));
+    // Disabled: no token needed, even where a rule wants one; output headers still go.
+    assert_eq!(f.decide(&get("/api").route(RouteChoice::Disabled)).0, allow(&[STATUS, "x-sub"], &[]));
+    // Fails closed: an unknown name, metadata it cannot follow.
+    let unknown = refusal(401, "invalid_token", "route_unknown_requirement");
+    assert_eq!(f.decide(&get("/api").bearer(&partner).route(by_name("nope"))).0, unknown);
+    let (invalid, events) = f.decide(&get("/api").route(RouteChoice::Invalid("x".into())));
+    assert_eq!(invalid, refusal(401, "invalid_token", "route_metadata_invalid"));
+    assert_eq!(events, [Denied(AuthnError::BadRouteMetadata)]);
+}
+
+#[test]
+fn while_routes_choose_a_client_copy_of_an_output_header_is_refused() {
+    // The route was matched with the forged header, and Envoy routes the request again once the
+    // filter removes it: the route read is not the route taken.
+    let forged = get("/api").header("x-sub", "admin").route(RouteChoice::Disabled);
+    let (decision, events) = Filter::new(per_route(json!({}))).decide(&forged);
+    assert_eq!(decision, refusal(400, "invalid_request", "output_header_from_client"));
+    assert_eq!(events, [Denied(AuthnError::OutputHeaderSent)]);
+    // Without route metadata, the copy is only removed, as always.
+    let mut rules_only = Filter::new(per_route(json!({"route_metadata": false})));
+    assert_eq!(rules_only.decide(&get("/open").header("x-sub", "admin")).0, allow(&[STATUS, "x-sub"], &[]));
+}
