@@ -5,11 +5,11 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{self, Config, Provider, ProviderId, Requirement};
+use crate::config::{self, Config, Provider, ProviderId, Requirement, STATUS_HEADER};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
-use crate::forward::{self, Mutations, STATUS_HEADER};
+use crate::forward::{self, Mutations};
 use crate::identity::Entries;
 use crate::jwks::KeySet;
 use crate::policy::Policy;

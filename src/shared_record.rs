@@ -27,13 +27,9 @@
 //!   race drops the write (a later verification), never mixes two buckets.
 
 use crate::config::CryptoMode;
+use crate::namespace::NAMESPACE;
 use sha2::{Digest, Sha256};
 use siphasher::sip128::SipHasher13;
-
-/// Prefix of every shared-data name this module uses, with the format version: an upgraded
-/// module sharing the old one's `vm_id` during a rollout never reads the old format. A change to
-/// what any entry means (a bucket, a key-set record, the digest key) bumps it.
-pub const NAMESPACE: &str = "jwt_authn_wasm/v2";
 
 /// Entries per bucket.
 pub const WAYS: usize = 4;

@@ -67,7 +67,8 @@ pub use key_source::{
 };
 pub use locations::{HeaderLocation, TokenLocations};
 pub use matchers::{StringMatcher, StringPattern};
-pub use output::{ClaimFormat, ClaimToHeader};
+pub use metadata::{ClaimToFilterState, FilterStateOutputs};
+pub use output::{ClaimFormat, ClaimToHeader, STATUS_HEADER};
 pub use providers::{
     DEFAULT_JWT_CACHE_SIZE, DEFAULT_SHARED_CACHE_SIZE, JwtCacheConfig, MAX_SHARED_CACHE_SIZE, Mode, Provider,
     ProviderId, RequiredClaim,
@@ -77,7 +78,6 @@ pub(crate) use rules::path_only;
 pub use rules::{PathMatcher, Rule};
 pub(crate) use walk::{is_blank, is_tchar};
 
-use crate::forward;
 use crate::policy::DEFAULT_MAX_TOKEN_BYTES;
 use providers::{parse_mode, parse_providers};
 use requirements::{named_requirements, parse_requirement_map};
@@ -114,7 +114,7 @@ pub struct Config {
     pub stat_prefix: String,
     /// Accepted jwt_authn fields this filter ignores, one line each (for the load log).
     pub warnings: Vec<String>,
-    /// Every header the filter writes upstream ([`forward::output_headers`]), worked out once.
+    /// Every header the filter writes upstream ([`output::output_headers`]), worked out once.
     pub output_headers: Vec<String>,
     /// jwt_authn `requirement_map`, sorted by name: what rules and routes name.
     pub requirement_map: Vec<NamedRequirement>,
@@ -192,7 +192,7 @@ impl Config {
         top.finish(&[JWT_AUTHENTICATION_UNUSED], &mut warnings)?;
         let requirement_map = named_requirements(requirement_map, &providers);
         Ok(Config {
-            output_headers: forward::output_headers(&providers),
+            output_headers: output::output_headers(&providers),
             providers,
             rules,
             max_token_bytes,

@@ -6,13 +6,12 @@
 use super::key_source::parse_key_source;
 use super::locations::{TokenLocations, parse_locations};
 use super::matchers::{StringMatcher, parse_string_matcher};
-use super::metadata::{METADATA_UNUSED, parse_metadata};
+use super::metadata::{FilterStateOutputs, METADATA_UNUSED, parse_metadata};
 use super::output::{ClaimToHeader, parse_claim_to_headers, parse_forward_payload_header};
 use super::walk::Decision::{Reject, Warn};
 use super::walk::{Obj, Unused, as_str, non_empty, sorted_members};
 use super::{KeySource, Result, error};
 use crate::alg::{Algorithm, AlgorithmSet};
-use crate::identity;
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, Policy};
 use serde_json::Value;
 
@@ -45,7 +44,7 @@ pub struct Provider {
     pub required_scopes: Vec<String>,
     /// jwt_authn `payload_in_metadata`, `header_in_metadata`, `failed_status_in_metadata` (as
     /// filter state), and the extension `claim_to_filter_state`.
-    pub identity: identity::Outputs,
+    pub identity: FilterStateOutputs,
 }
 
 /// Whether failures refuse the request (`enforce`, the default) or are only reported.
