@@ -15,6 +15,7 @@
 //! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
 //! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode, crypto | extensions of this filter |
 //! | JwtAuthentication  | route_metadata                         | extension: routes choose requirements (see `route`); default on with a `requirement_map` |
+//! | JwtAuthentication  | output_headers_from_client             | extension: `remove` (default, as jwt_authn) or `reject` (400) a client's copy of a header this filter writes |
 //! | PerRouteConfig     | disabled, requirement_name             | implemented as route metadata `filter_metadata.jwt_authn_wasm` (see `route`), not `typed_per_filter_config` |
 //! | JwtProvider        | mode, required_claims, required_scopes, claim_to_filter_state | extensions of this filter |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
@@ -121,6 +122,25 @@ pub struct Config {
     /// Extension `route_metadata`: read each request's route metadata (see `route`); by default
     /// on when `requirement_map` is set.
     pub route_metadata: bool,
+    /// Extension `output_headers_from_client`: what a client's copy of an output header gets.
+    pub output_headers_from_client: ClientOutputHeaders,
+    /// Every provider is in report mode: nothing is ever refused, not even a request the filter
+    /// cannot place (a route it cannot follow, a client-sent output header); it is reported.
+    pub reports_only: bool,
+}
+
+/// The `output_headers_from_client` extension: what happens to a request that carries a header
+/// this filter writes (`forward_payload_header`, `claim_to_headers`, `x-jwt-authn-status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientOutputHeaders {
+    /// `"remove"`, the default (as jwt_authn): the client's copy is removed and the filter writes
+    /// its own. Works behind another Envoy that wrote them (a gateway in front of a sidecar).
+    #[default]
+    Remove,
+    /// `"reject"`: the request is refused (400 `output_header_from_client`), for deployments whose
+    /// routes match on these headers: Envoy matched the route with the client's copy and will
+    /// route again without it (see `route`).
+    Reject,
 }
 
 /// Default metric name prefix.
@@ -189,6 +209,8 @@ impl Config {
             None => !requirement_map.is_empty(),
             Some(_) => top.bool("route_metadata")?,
         };
+        let output_headers_from_client = parse_client_output_headers(&mut top)?;
+        let reports_only = !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
         top.finish(&[JWT_AUTHENTICATION_UNUSED], &mut warnings)?;
         let requirement_map = named_requirements(requirement_map, &providers);
         Ok(Config {
@@ -202,8 +224,10 @@ impl Config {
             strip_failure_response,
             stat_prefix,
             warnings,
+            reports_only,
             requirement_map,
             route_metadata,
+            output_headers_from_client,
         })
     }
 
@@ -230,6 +254,15 @@ fn parse_max_token_bytes(top: &mut Obj) -> Result<usize> {
             .ok_or_else(|| {
                 error(path, format!("expected an integer from 1 to {MAX_CONFIGURABLE_TOKEN_BYTES}"))
             }),
+    }
+}
+
+fn parse_client_output_headers(top: &mut Obj) -> Result<ClientOutputHeaders> {
+    let path = top.at("output_headers_from_client");
+    match top.str("output_headers_from_client")? {
+        None | Some("remove") => Ok(ClientOutputHeaders::Remove),
+        Some("reject") => Ok(ClientOutputHeaders::Reject),
+        Some(_) => Err(error(path, "expected \"remove\" (the default) or \"reject\"")),
     }
 }
 
@@ -370,6 +403,22 @@ mod tests {
     }
 
     #[test]
+    fn client_output_headers_and_report_only() {
+        for (value, chosen) in [
+            (json!("remove"), ClientOutputHeaders::Remove),
+            (json!("reject"), ClientOutputHeaders::Reject),
+            (Value::Null, ClientOutputHeaders::Remove),
+        ] {
+            let config = parse(&with("", "output_headers_from_client", value.clone())).unwrap();
+            assert_eq!(config.output_headers_from_client, chosen, "{value}");
+        }
+        assert!(!parse(&json!({})).unwrap().reports_only, "no provider: nothing reports");
+        assert!(parse(&with("", "mode", json!("report"))).unwrap().reports_only);
+        let one_enforcing = with("/providers/q", "mode", json!("report"));
+        assert!(!parse(&one_enforcing).unwrap().reports_only);
+    }
+
+    #[test]
     fn defaults() {
         let config = parse(&json!({"providers": {
             "r": {"remote_jwks": {"http_uri": {"uri": "https://idp.example", "cluster": "idp"}}},
@@ -439,6 +488,7 @@ mod tests {
             (with("", "crypto", json!("Host")), "crypto", "expected \"auto\" (the default), \"host\" or \"wasm\""),
             (with("", "crypto", json!("")), "crypto", "\"host\" or \"wasm\""),
             (with("", "crypto", json!(true)), "crypto", "expected a string"),
+            (with("", "output_headers_from_client", json!("drop")), "output_headers_from_client", "\"remove\" (the default) or \"reject\""),
             (with("", "provders", json!({})), "provders", "unknown field (misspelt?)"),
             (with("", "rules", json!({})), "rules", "expected a list"),
             (with("", "filter_state_rules", json!({"name": "x"})), "filter_state_rules", "not supported"),
