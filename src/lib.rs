@@ -32,6 +32,7 @@ pub mod requirement;
 pub mod route;
 pub mod shared_record;
 pub mod token;
+pub mod uri;
 pub mod verify;
 
 /// Public only for its host crypto backend (`filter::crypto`), which a test module links into a

@@ -1,8 +1,9 @@
 //! `JwtProvider`: who issues the tokens, what a token must satisfy (the [`Policy`]), and this
 //! filter's per-provider extensions (`mode`, `required_claims`, `required_scopes`, the
-//! `jwt_cache_config` defaults). Where keys, tokens and output headers come from is parsed by the
+//! `jwt_cache_config` defaults; `dpop` and `certificate_bound` in `binding`). Where keys, tokens and output headers come from is parsed by the
 //! files named for them.
 
+use super::binding::{TokenBinding, parse_binding};
 use super::key_source::parse_key_source;
 use super::locations::{TokenLocations, parse_locations};
 use super::matchers::{StringMatcher, parse_string_matcher};
@@ -46,6 +47,8 @@ pub struct Provider {
     /// jwt_authn `payload_in_metadata`, `header_in_metadata`, `failed_status_in_metadata` (as
     /// filter state), and the extension `claim_to_filter_state`.
     pub identity: identity::Outputs,
+    /// Extension: sender-constrained tokens (`dpop`, `certificate_bound`); off by default.
+    pub binding: TokenBinding,
 }
 
 /// Whether failures refuse the request (`enforce`, the default) or are only reported.
@@ -152,12 +155,14 @@ fn parse_provider(
         required_claims: parse_required_claims(&mut o)?,
         required_scopes: parse_required_scopes(&mut o)?,
         identity: parse_metadata(&mut o)?,
+        binding: parse_binding(&mut o)?,
     };
     o.finish(&[PROVIDER_UNUSED, METADATA_UNUSED], warnings)?;
     Ok(provider)
 }
 
-fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
+/// `algorithms` of a provider (the token's) or of its `dpop` block (the proof's).
+pub(super) fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
     if o.get("algorithms").is_none() {
         return Ok(AlgorithmSet::all());
     }
