@@ -13,6 +13,7 @@
 pub mod alg;
 pub mod authn;
 pub mod authz;
+pub mod binding;
 pub mod cache;
 pub mod claims;
 pub mod config;
