@@ -18,7 +18,9 @@
 //! [`BindingError`] with a stable reason, its OAuth error code and its status.
 
 pub mod cnf;
+pub mod nonce;
 pub mod proof;
+pub mod replay;
 pub mod thumbprint;
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ impl Thumbprint {
         b64url_encode(&self.0)
     }
 
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; DIGEST_BYTES] {
+        &self.0
+    }
+
     /// Equality in constant time.
     pub fn matches(&self, other: &Thumbprint) -> bool {
         self.0.ct_eq(&other.0).into()
