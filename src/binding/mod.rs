@@ -17,7 +17,9 @@
 //! Settings come from the configuration (`config::TokenBinding`); every refusal is a
 //! [`BindingError`] with a stable reason, its OAuth error code and its status.
 
+pub mod answer;
 pub mod cnf;
+pub mod decide;
 pub mod nonce;
 pub mod proof;
 pub mod replay;
