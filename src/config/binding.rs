@@ -21,8 +21,7 @@
 //! | `dpop.replay_cache_size` | 65536 | proofs remembered per provider for the whole Envoy (16 to 4194304) |
 //! | `certificate_bound.mode` | (required in the block) | `disabled`, `allowed` (tokens with `cnf.x5t#S256` need that client certificate) or `required` (only such tokens) |
 
-use super::providers::parse_algorithms;
-use super::walk::{Obj, in_range};
+use super::walk::{Obj, in_range, parse_algorithms};
 use super::{Result, error};
 use crate::alg::AlgorithmSet;
 use crate::uri::Origin;

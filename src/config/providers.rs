@@ -10,9 +10,8 @@ use super::matchers::{StringMatcher, parse_string_matcher};
 use super::metadata::{METADATA_UNUSED, parse_metadata};
 use super::output::{ClaimToHeader, parse_claim_to_headers, parse_forward_payload_header};
 use super::walk::Decision::{Reject, Warn};
-use super::walk::{Obj, Unused, as_str, non_empty, sorted_members};
+use super::walk::{Obj, Unused, non_empty, parse_algorithms, sorted_members};
 use super::{KeySource, Result, error};
-use crate::alg::{Algorithm, AlgorithmSet};
 use crate::identity;
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, Policy};
 use serde_json::Value;
@@ -159,35 +158,6 @@ fn parse_provider(
     };
     o.finish(&[PROVIDER_UNUSED, METADATA_UNUSED], warnings)?;
     Ok(provider)
-}
-
-/// `algorithms` of a provider (the token's) or of its `dpop` block (the proof's).
-pub(super) fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
-    if o.get("algorithms").is_none() {
-        return Ok(AlgorithmSet::all());
-    }
-    let items = o.list("algorithms")?;
-    if items.is_empty() {
-        return Err(error(o.at("algorithms"), "list at least one algorithm, or omit the field to allow all"));
-    }
-    items
-        .into_iter()
-        .map(|(path, v)| {
-            let name = as_str(v, &path)?;
-            Algorithm::from_name(name).ok_or_else(|| error(path, refused_algorithm(name)))
-        })
-        .collect()
-}
-
-fn refused_algorithm(name: &str) -> String {
-    if name.eq_ignore_ascii_case("none") {
-        "`none` is never accepted: unsigned tokens would pass".to_owned()
-    } else if name.to_ascii_uppercase().starts_with("HS") {
-        format!("`{name}` is never accepted: HMAC keys would have to be public in the JWKS")
-    } else {
-        let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        format!("unknown algorithm `{name}` (known: {})", known.join(", "))
-    }
 }
 
 fn parse_max_lifetime(o: &mut Obj) -> Result<Option<u64>> {
