@@ -218,3 +218,83 @@ fn the_whole_check_of_a_dpop_request() {
     assert_eq!(answer.status, 401);
     assert!(answer.headers[0].1.starts_with("DPoP realm=\"https://api.example/v1/items\", error=\"invalid_dpop_proof\", error_description=\"dpop_proof_replayed\", algs=\"RS256"));
 }
+
+/// Native timing of one DPoP request's whole check (proof with its signature, decision, replay
+/// record over an in-memory store), not a check: run by hand with
+/// `cargo test --release --lib dpop_check_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run by hand with --release"]
+fn dpop_check_timing() {
+    use std::time::{Duration, Instant};
+    let binding = binding(BindingMode::Required, BindingMode::Disabled);
+    let target = HttpUri::parse(HTU);
+    for key in [TestKey::P256A, TestKey::Ed25519, TestKey::RsaA] {
+        let claims = claims(json!({"jkt": thumbprint_of(key).to_b64()}));
+        let proofs: Vec<String> =
+            (0..2_000).map(|i| proof(key).claim("jti", json!(format!("j{i}"))).sign()).collect();
+        let store = MemStore::default();
+        let record = ReplayRecord::new(&store, &[1; SEED_BYTES], [("corp", &binding.dpop)]);
+        let now_ms = NOW as u64 * 1000;
+        record.prepare(0, &|| now_ms - SETTLE_MS);
+        let (mut proof_time, mut rest_time) = (Duration::ZERO, Duration::ZERO);
+        for p in &proofs {
+            let start = Instant::now();
+            let request = ProofRequest {
+                headers: &[p],
+                method: "GET",
+                target: target.as_ref(),
+                access_token: TOKEN,
+                now: NOW,
+            };
+            let outcome = verify_proof(&RustCrypto, &request, &binding.dpop);
+            let middle = Instant::now();
+            let presented = Presented {
+                scheme: Scheme::Dpop,
+                both_schemes: false,
+                claims: &claims,
+                proof: Some(&outcome),
+                peer_certificate: None,
+                now: NOW,
+            };
+            decide(&binding, &presented, None).unwrap();
+            record.record(0, outcome.as_ref().unwrap(), &|| now_ms).unwrap();
+            rest_time += middle.elapsed();
+            proof_time += middle - start;
+        }
+        // The same proofs without the signature arithmetic: what DPoP costs beyond one signature.
+        let start = Instant::now();
+        for p in &proofs {
+            let request = ProofRequest {
+                headers: &[p],
+                method: "GET",
+                target: target.as_ref(),
+                access_token: TOKEN,
+                now: NOW,
+            };
+            verify_proof(&SignatureNotChecked, &request, &binding.dpop).unwrap();
+        }
+        let unsigned_time = start.elapsed();
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / proofs.len() as f64;
+        println!(
+            "{key:?}: proof {:.1} µs ({:.1} µs of it not the signature), decision + replay record {:.1} µs",
+            per(proof_time),
+            per(unsigned_time),
+            per(rest_time)
+        );
+    }
+}
+
+/// A backend that accepts every signature: only for timing the rest of the proof check.
+struct SignatureNotChecked;
+
+impl crate::crypto::Crypto for SignatureNotChecked {
+    fn verify(
+        &self,
+        _: crate::alg::Algorithm,
+        _: &Jwk,
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<(), crate::error::JwtError> {
+        Ok(())
+    }
+}
