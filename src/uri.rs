@@ -7,8 +7,9 @@
 //! the scheme's default port dropped (and an empty port, `host:`); an empty path is `/`.
 //! Refused (`None`): any other scheme, no host, user information (`user@host`: the request side
 //! never has one, so such an `htu` could not name it), characters RFC 3986 does not allow in the
-//! host or path, a `%` not followed by two hex digits, and a port beyond 65535. What follows `?` or
-//! `#` is dropped unread: RFC 9449 compares without it.
+//! host, a `%` not followed by two hex digits, and a port beyond 65535. A byte the path may not
+//! hold is percent-encoded instead (clients differ on which they encode). What follows `?` or `#`
+//! is dropped unread: RFC 9449 compares without it.
 
 use std::fmt::{self, Write as _};
 
@@ -150,35 +151,51 @@ fn normalize_host(host: &str) -> Option<String> {
             }
             host.to_ascii_lowercase()
         }
-        None => normalize_encoded(host, is_reg_name_char, true)?,
+        None => normalize_encoded(host, Part::Host)?,
     };
     (!normalized.is_empty()).then_some(normalized)
 }
 
-/// A path as RFC 3986 allows it (`/` and pchars), normalised; empty is `/`.
+/// A path, normalised; empty is `/`.
 fn normalize_path(path: &str) -> Option<String> {
-    let path = normalize_encoded(path, |b| b == b'/' || is_pchar(b), false)?;
+    let path = normalize_encoded(path, Part::Path)?;
     Some(if path.is_empty() { "/".to_owned() } else { remove_dot_segments(&path) })
 }
 
+/// Which part of a URI [`normalize_encoded`] works on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// A registered name: case-insensitive, and nothing outside its characters.
+    Host,
+    /// A path: case-sensitive; a byte RFC 3986 does not allow there is percent-encoded, as
+    /// clients do for some and not for others (WHATWG URLs keep `|` and `^`, encode `"` and
+    /// `{`), so both spellings name the same resource.
+    Path,
+}
+
 /// Percent-encoding normalisation (RFC 3986 §6.2.2.1, §6.2.2.2): unreserved characters decoded,
-/// other encodings in upper-case hex. Every other byte must be `allowed`. `lower` also lower-cases
-/// letters outside encodings (the host's case normalisation).
-fn normalize_encoded(text: &str, allowed: impl Fn(u8) -> bool, lower: bool) -> Option<String> {
+/// other encodings in upper-case hex; then the part's own rules (see [`Part`]). `None` for a `%`
+/// not followed by two hex digits, or a character no host has.
+fn normalize_encoded(text: &str, part: Part) -> Option<String> {
+    let lower = |b: u8| if part == Part::Host { b.to_ascii_lowercase() } else { b };
     let mut out = String::with_capacity(text.len());
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
+        let allowed = match part {
+            Part::Host => is_reg_name_char(b),
+            Part::Path => b == b'/' || is_pchar(b),
+        };
         if b == b'%' {
-            let high = hex_value(bytes.next()?)?;
-            let low = hex_value(bytes.next()?)?;
-            let decoded = high << 4 | low;
+            let decoded = hex_value(bytes.next()?)? << 4 | hex_value(bytes.next()?)?;
             if is_unreserved(decoded) {
-                out.push(char::from(if lower { decoded.to_ascii_lowercase() } else { decoded }));
+                out.push(char::from(lower(decoded)));
             } else {
                 write!(out, "%{decoded:02X}").ok()?;
             }
-        } else if allowed(b) {
-            out.push(char::from(if lower { b.to_ascii_lowercase() } else { b }));
+        } else if allowed {
+            out.push(char::from(lower(b)));
+        } else if part == Part::Path {
+            write!(out, "%{b:02X}").ok()?;
         } else {
             return None;
         }
@@ -287,9 +304,13 @@ mod tests {
             ("https://a.example/%", None),
             ("https://a.example/%4", None),
             ("https://a.example/%g1", None),
-            ("https://a.example/a b", None),
-            ("https://a.example/\u{e9}", None),
-            ("https://a.example/\"", None),
+            // Bytes a path may not hold are encoded, as some clients do and others do not.
+            ("https://a.example/a b", Some("https://a.example/a%20b")),
+            ("https://a.example/\u{e9}", Some("https://a.example/%C3%A9")),
+            ("https://a.example/\"{x}|^", Some("https://a.example/%22%7Bx%7D%7C%5E")),
+            ("https://a.example/%22%7bx%7D|%5e", Some("https://a.example/%22%7Bx%7D%7C%5E")),
+            ("https://a%20b.example/", Some("https://a%20b.example/")),
+            ("https://a b.example/", None),
             ("https://a_b.example\\/", None),
             ("https://[::1/", None),
             ("https://[]/", None),
@@ -322,7 +343,7 @@ mod tests {
         assert_eq!(target("*"), None);
         assert_eq!(target("https://api.example/x"), None);
         assert_eq!(target(""), None);
-        assert_eq!(target("/a b"), None);
+        assert_eq!(target("/a b").as_deref(), Some("https://api.example/a%20b"));
         // The same resource as a proof names it.
         let proof = HttpUri::parse("https://API.example/v1/%69tems#top").unwrap();
         assert_eq!(HttpUri::request(&origin, "/v1/items?limit=5"), Some(proof));
