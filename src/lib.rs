@@ -13,6 +13,7 @@
 pub mod alg;
 pub mod authn;
 pub mod authz;
+pub mod binding;
 pub mod cache;
 pub mod claim_text;
 pub mod claims;
@@ -34,6 +35,7 @@ pub mod requirement;
 pub mod route;
 pub mod shared_record;
 pub mod token;
+pub mod uri;
 pub mod verify;
 
 /// Public only for its host crypto backend (`filter::crypto`), which a test module links into a

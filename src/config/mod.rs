@@ -18,6 +18,7 @@
 //! | JwtAuthentication  | output_headers_from_client             | extension: `remove` (default, as jwt_authn) or `reject` (400) a client's copy of a header this filter writes |
 //! | PerRouteConfig     | disabled, requirement_name             | implemented as route metadata `filter_metadata.jwt_authn_wasm` (see `route`), not `typed_per_filter_config` |
 //! | JwtProvider        | mode, required_claims, required_scopes, claim_to_filter_state | extensions of this filter |
+//! | JwtProvider        | dpop, certificate_bound                | extensions: sender-constrained tokens (see `binding`); turning one on is refused until the request path enforces it |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
@@ -44,10 +45,12 @@
 //!
 //! One file per jwt_authn message, each with its decision table: this one `JwtAuthentication`;
 //! `providers` `JwtProvider` (and `metadata` its metadata fields, written as filter state); `key_source` `RemoteJwks`,
-//! `DataSource` and `oidc_discovery`; `locations` where tokens are found; `output` what is written
+//! `DataSource` and `oidc_discovery`; `binding` the sender-constraint extensions (`dpop`,
+//! `certificate_bound`); `locations` where tokens are found; `output` what is written
 //! upstream; `rules` `RequirementRule` and `RouteMatch`; `requirements` `JwtRequirement` and
 //! `requirement_map`; `matchers` `StringMatcher` and `RegexMatcher`; `walk` the JSON walker.
 
+mod binding;
 mod key_source;
 mod locations;
 mod matchers;
@@ -61,6 +64,10 @@ mod walk;
 #[cfg(test)]
 mod fixtures;
 
+pub use binding::{
+    BindingMode, DEFAULT_DPOP_MAX_AGE, DEFAULT_DPOP_MAX_FUTURE, DEFAULT_NONCE_STEP,
+    DEFAULT_REPLAY_CACHE_SIZE, DpopConfig, NonceConfig, TokenBinding,
+};
 pub use key_source::{
     DEFAULT_CACHE_DURATION, DEFAULT_FAILED_REFETCH_DURATION, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_JWKS_BYTES,
     DEFAULT_MAX_STALE, DEFAULT_MIN_CACHE_DURATION, DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL, Discovery,
