@@ -132,7 +132,7 @@ ENVOY_VERSIONS := 1.36.4 1.37.0 1.39.3
 # The end-to-end tests of what the filter asks of its host: loading and configs, fetches, shared
 # data, held requests, host crypto, filter state and route metadata, ECDS, VM sharing.
 HOST_ABI_TESTS := e2e_filter e2e_config e2e_crypto e2e_hostcrypto e2e_keys e2e_keys_faults \
-	e2e_keys_discovery e2e_oidc e2e_lifecycle e2e_shared e2e_metadata e2e_observe e2e_ecds e2e_vm_sharing
+	e2e_keys_discovery e2e_oidc e2e_lifecycle e2e_shared e2e_metadata e2e_routes e2e_observe e2e_ecds e2e_vm_sharing
 
 ## test-envoy-versions: the host ABI end-to-end tests on each of ENVOY_VERSIONS (own venvs in .venv-envoy)
 test-envoy-versions: $(addprefix test-envoy-,$(ENVOY_VERSIONS))
