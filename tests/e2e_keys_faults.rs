@@ -3,28 +3,34 @@
 //! each, valid and invalid tokens are sent before, during and after: nothing invalid ever passes,
 //! valid tokens pass on the last good keys until `max_stale` is over and get 503 only then, the
 //! filter recovers when the server does, and the wasm VM never fails.
+//!
+//! No verdict rests on how fast this machine is: `max_stale` counts from the filter's own fetch
+//! time, which the test brackets between the server's choice of that answer and the stamp of the
+//! filter's log line about it (`last_good_fetch`); recovery waits until each worker has answered.
 
 #[path = "keys_common/mod.rs"]
 mod keys_common;
 mod support;
 
-use keys_common::{VmWatch, assert_refused, invalid_tokens, log_lines, policy};
+use keys_common::{VmWatch, assert_refused, invalid_tokens, log_lines, log_time, policy, wait_log};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-use support::Stack;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::config::{corp_jwks, corp_token};
+use support::envoy::Envoy;
 use support::mint::{self, TestKey};
 use support::servers::JwksServer;
+use support::{Stack, WORKERS};
 
 /// `cache_duration`: keys are fresh this long after each fetch (refreshed a tenth early).
 const FRESH: Duration = Duration::from_secs(1);
 /// `max_stale`: then served this much longer while refreshes fail.
 const MAX_STALE: Duration = Duration::from_secs(2);
-/// How late past `FRESH + MAX_STALE` the 503 may start (publishing and a loaded machine).
-const SLACK: Duration = Duration::from_millis(500);
 
-/// Time for every worker to look at shared data again (the filter ticks every 100 ms).
-const TICKS: Duration = Duration::from_millis(250);
+/// Guards against a hang, never a verdict: valid tokens still passing this long into a fault
+/// (`FRESH + MAX_STALE` after the last good fetch is when they stop)...
+const FAULT_GUARD: Duration = Duration::from_secs(30);
+/// ...and a repair not showing this long after it (the filter retries at most every 30 s).
+const RECOVERY_GUARD: Duration = Duration::from_secs(40);
 
 /// Fetch timeout 500 ms, keys fresh 1 s and then stale 2 s, retries from 200 ms on.
 fn faults_policy() -> Value {
@@ -54,12 +60,11 @@ enum Fault {
 }
 
 impl Fault {
-    /// The answer the server gives during a fault of the answer's body. Built before the moment
-    /// the test counts from: the 10 MB one takes over a second in a debug build on a loaded
-    /// machine, time enough for one more good refresh that would keep the keys fresh longer.
+    /// The body the server answers with during the fault, if it has one of its own. Made before the
+    /// fault starts (10 MB take a while to build), so that applying the fault takes no time.
     fn body(self) -> Option<String> {
         match self {
-            Fault::Garbage => Some("<html><body>502 Bad Gateway</body></html>".into()),
+            Fault::Garbage => Some("<html><body>502 Bad Gateway</body></html>".to_string()),
             Fault::Oversize => {
                 let mut set: Value = serde_json::from_str(&corp_jwks()).unwrap();
                 set["padding"] = json!("x".repeat(10 << 20));
@@ -70,13 +75,19 @@ impl Fault {
         }
     }
 
-    /// Breaks the server at once; `body` is `self.body()`.
     fn apply(self, server: &mut JwksServer, body: Option<&str>) {
+        if let Some(body) = body {
+            server.set_body(body);
+        }
         match self {
             Fault::ServerError => server.set_status(500),
-            Fault::Garbage | Fault::Oversize | Fault::UnusableKeys => server.set_body(body.unwrap()),
             Fault::Hang => server.set_hang(true),
-            Fault::Refused => server.stop(),
+            // A connection accepted just before the listener closes is closed unanswered.
+            Fault::Refused => {
+                server.set_close(true);
+                server.stop();
+            }
+            Fault::Garbage | Fault::Oversize | Fault::UnusableKeys => {}
         }
     }
 
@@ -84,6 +95,7 @@ impl Fault {
         server.set_status(200);
         server.set_body(&corp_jwks());
         server.set_hang(false);
+        server.set_close(false);
         server.start();
     }
 
@@ -136,6 +148,25 @@ fn run(faults: &[Fault]) {
     vms.assert_unbroken(&stack.envoy);
 }
 
+/// One request with a valid token: its answer, and when it was sent and came back.
+#[derive(Debug)]
+struct Exchange {
+    status: u16,
+    body: String,
+    sent: SystemTime,
+    received: SystemTime,
+}
+
+fn send(stack: &Stack, token: &str) -> Exchange {
+    let sent = SystemTime::now();
+    let r = stack.get("/", Some(token));
+    Exchange { status: r.status, body: r.body, sent, received: SystemTime::now() }
+}
+
+fn statuses(exchanges: &[Exchange]) -> Vec<u16> {
+    exchanges.iter().map(|e| e.status).collect()
+}
+
 struct Checks {
     invalid: Vec<(&'static str, String)>,
     /// A valid token sent again and again: each worker verifies it once and then has it cached.
@@ -146,13 +177,14 @@ struct Checks {
 
 impl Checks {
     /// A valid token verified (and cached) many times, and one never seen before.
-    fn valid(&mut self, stack: &Stack) -> [(u16, String); 2] {
+    fn tokens(&mut self) -> [String; 2] {
         self.sent += 1;
         let fresh = corp_token("ES256", TestKey::P256A, "ec-a").claim("jti", json!(self.sent)).sign();
-        [&self.cached, &fresh].map(|t| {
-            let r = stack.get("/", Some(t));
-            (r.status, r.body)
-        })
+        [self.cached.clone(), fresh]
+    }
+
+    fn valid(&mut self, stack: &Stack) -> [Exchange; 2] {
+        self.tokens().map(|t| send(stack, &t))
     }
 
     /// The next invalid token, refused.
@@ -170,78 +202,175 @@ impl Checks {
 
     fn cycle(&mut self, stack: &mut Stack, fault: Fault) {
         let when = format!("before {fault:?}");
-        assert_eq!(self.valid(stack).map(|(s, _)| s), [200, 200], "{when}\n{}", stack.envoy.log());
+        assert_eq!(statuses(&self.valid(stack)), [200, 200], "{when}\n{}", stack.envoy.log());
         self.all_invalid(stack, &when);
 
-        // Break the server right after a successful refresh: the keys are then fresh for FRESH
-        // and stale for MAX_STALE after that, counted from a moment after `broken`.
         let failures = log_lines(&stack.envoy, fault.logged()).len();
-        let body = fault.body();
-        let hits = stack.jwks.hits();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        // A tight poll: `broken` is the clock all timings below count from.
-        while stack.jwks.hits() == hits {
-            assert!(Instant::now() < deadline, "no refresh");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let broken = Instant::now();
-        fault.apply(&mut stack.jwks, body.as_deref());
+        let good = break_after_a_fetch(&mut stack.jwks, fault);
         let when = format!("during {fault:?}");
         // An unknown kid waits for at most the (failing) refetch, then is refused.
         let r = stack.get("/", Some(&corp_token("ES256", TestKey::P256B, "unknown").sign()));
         assert_refused(&format!("{when}: unknown kid"), &r);
 
-        let expiry = FRESH + MAX_STALE;
-        let unavailable_at = loop {
-            let sent = broken.elapsed();
-            let answers = self.valid(stack);
-            let received = broken.elapsed();
-            let near_expiry = sent + Duration::from_millis(50) >= expiry && sent < expiry + SLACK;
-            match answers.each_ref().map(|(s, _)| *s) {
-                [200, 200] if sent < expiry + SLACK => {}
-                // The keys expired between the two requests.
-                [200, 503] if near_expiry => {}
-                [503, 503] => break received,
-                _ => panic!("{when}, {sent:?} after the last good fetch: {answers:?}"),
-            }
-            self.invalid(stack, &when);
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        eprintln!("{fault:?}: valid tokens passed until {unavailable_at:?} after the last good fetch");
-        assert!(
-            unavailable_at >= expiry - Duration::from_millis(100),
-            "503 before max_stale: {unavailable_at:?}"
-        );
-        for _ in 0..3 {
-            let answers = self.valid(stack);
-            assert_eq!(
-                answers.each_ref().map(|(s, _)| *s),
-                [503, 503],
-                "{when}, past max_stale: {answers:?}"
-            );
-            assert_eq!(answers[0].1, "jwks_unavailable");
-        }
+        let exchanges = self.until_unavailable(stack, &when);
         self.all_invalid(stack, &when);
-        assert!(log_lines(&stack.envoy, fault.logged()).len() > failures, "no log line {:?}", fault.logged());
+        let line = wait_log(&stack.envoy, fault.logged(), failures, Duration::from_secs(5));
+        assert!(line.is_some(), "no log line {:?}", fault.logged());
+
+        let answered = stack.jwks.answered_at();
+        let fetched = last_good_fetch(&stack.envoy, &answered[..good]);
+        fetched.judge(&exchanges, &when);
+        fetched.report(fault, &exchanges);
 
         fault.repair(&mut stack.jwks);
-        let repaired = Instant::now();
-        // Until every worker has the new keys, one may still answer 503.
-        let recovered = support::wait_until(Duration::from_secs(8), || {
-            let statuses = self.valid(stack).map(|(s, _)| s);
-            assert!(
-                statuses.iter().all(|s| [200, 503].contains(s)),
-                "after {fault:?}, recovering: {statuses:?}"
-            );
-            statuses == [200, 200]
-        });
-        assert!(recovered, "no recovery within 8 s of the repair of {fault:?}");
-        eprintln!("{fault:?}: recovered {:?} after the repair", repaired.elapsed());
-        // The first worker has the new keys; every other one adopts them on its next tick.
-        std::thread::sleep(TICKS);
+        self.until_recovered(stack, fault);
         let when = format!("after {fault:?}");
-        assert_eq!(self.valid(stack).map(|(s, _)| s), [200, 200], "{when}");
+        assert_eq!(statuses(&self.valid(stack)), [200, 200], "{when}");
         self.all_invalid(stack, &when);
+    }
+
+    /// Sends valid tokens (and invalid ones in between) until both get 503 `jwks_unavailable`, then
+    /// three more rounds that must too. Only 200 and that 503 may answer, and never 200 after a 503:
+    /// the keys expire once, at the same instant for every worker. When is judged later.
+    fn until_unavailable(&mut self, stack: &Stack, when: &str) -> Vec<Exchange> {
+        let started = Instant::now();
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        let mut unavailable_rounds = 0;
+        while unavailable_rounds < 4 {
+            let answers = self.valid(stack);
+            for a in answers {
+                let unavailable = (a.status, a.body.as_str()) == (503, "jwks_unavailable");
+                assert!(a.status == 200 || unavailable, "{when}: {a:?}");
+                let after_503 = exchanges.iter().any(|e| e.status == 503);
+                assert!(!(after_503 && a.status == 200), "{when}: 200 after a 503: {a:?}");
+                exchanges.push(a);
+            }
+            if exchanges.iter().rev().take(2).all(|e| e.status == 503) {
+                unavailable_rounds += 1;
+                continue;
+            }
+            assert!(started.elapsed() < FAULT_GUARD, "{when}: valid tokens still pass after {FAULT_GUARD:?}");
+            self.invalid(stack, when);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        exchanges
+    }
+
+    /// Sends valid tokens until each worker has answered 200. A worker answers 503 until it
+    /// adopts the new keys (on its next tick after the fetch), and never again once it has.
+    fn until_recovered(&mut self, stack: &Stack, fault: Fault) {
+        let repaired = Instant::now();
+        let mut adopted = [false; WORKERS.len()];
+        let recovered = support::wait_until(RECOVERY_GUARD, || {
+            for token in self.tokens() {
+                let (worker, a) = stack.envoy.worker_serving(|| send(stack, &token));
+                match (a.status, a.body.as_str()) {
+                    (200, _) => adopted[worker] = true,
+                    (503, "jwks_unavailable") if !adopted[worker] => {}
+                    _ => panic!("after {fault:?}, recovering: {} answered {a:?}", WORKERS[worker]),
+                }
+            }
+            adopted.iter().all(|a| *a)
+        });
+        assert!(recovered, "no recovery on {adopted:?} within {RECOVERY_GUARD:?} of the repair of {fault:?}");
+        eprintln!("{fault:?}: every worker recovered {:?} after the repair", repaired.elapsed());
+    }
+}
+
+/// Waits for the next fetch, then breaks the server before it answers any later one; returns how
+/// many answers it chose before the fault (all good). Tries again, after a repair, when another
+/// fetch was answered first (this thread was slower than the next refresh).
+fn break_after_a_fetch(jwks: &mut JwksServer, fault: Fault) -> usize {
+    let body = fault.body();
+    for _ in 0..3 {
+        let seen = jwks.answered_at().len();
+        assert!(
+            support::wait_until(Duration::from_secs(5), || jwks.answered_at().len() > seen),
+            "no refresh"
+        );
+        let good = jwks.answered_at().len();
+        fault.apply(jwks, body.as_deref());
+        if jwks.answered_at().len() == good {
+            return good;
+        }
+        eprintln!("{fault:?}: a later fetch was answered before the fault took effect; again");
+        fault.repair(jwks);
+    }
+    panic!("{fault:?}: could not break the server right after a fetch");
+}
+
+/// Bounds on the filter's fetch time of the last good keys (`fetched_at`: their freshness and
+/// `max_stale` count from it), on the clock the filter reads.
+#[derive(Debug)]
+struct Fetched {
+    /// When the server chose the answer the filter published: earlier than `fetched_at`.
+    chosen: SystemTime,
+    /// The millisecond stamp of the filter's "published JWKS version" line for it, logged right
+    /// after it took `fetched_at` (itself a whole millisecond): not earlier than `fetched_at`.
+    logged: SystemTime,
+}
+
+/// The last good fetch: the newest published version (the server has answered nothing good since
+/// `answered`, the times of its good answers). Its answer is the newest good one chosen before its
+/// line was logged: fetches take turns (one lease), and the next starts 0.9 s after a publish.
+fn last_good_fetch(envoy: &Envoy, answered: &[SystemTime]) -> Fetched {
+    let published = log_lines(envoy, "published JWKS version");
+    let newest = published.iter().filter_map(|l| Some((version(l)?, log_time(l)?))).max();
+    let (_, logged) = newest.unwrap_or_else(|| panic!("no published version in {published:?}"));
+    assert!(logged <= SystemTime::now(), "a log stamp in the future: {logged:?} (time zone?)");
+    let before_line = logged + Duration::from_millis(1);
+    let chosen = answered.iter().filter(|t| **t < before_line).max().copied();
+    Fetched { chosen: chosen.expect("no good answer before the publish"), logged }
+}
+
+/// The version in a "published JWKS version N ..." line.
+fn version(line: &str) -> Option<u64> {
+    line.split("published JWKS version ").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+impl Fetched {
+    /// The filter serves keys while its clock (in whole milliseconds) reads less than `fetched_at`
+    /// plus `FRESH + MAX_STALE`. So an answer back before `chosen` (to the millisecond below) plus
+    /// that was decided before expiry and must be 200, and a request sent at or after `logged`
+    /// plus that is decided after it and must be 503. In between, either is right.
+    fn deadlines(&self) -> (SystemTime, SystemTime) {
+        let chosen_ms = self.chosen.duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let chosen_floor = UNIX_EPOCH + Duration::from_millis(chosen_ms as u64);
+        (chosen_floor + FRESH + MAX_STALE, self.logged + FRESH + MAX_STALE)
+    }
+
+    fn judge(&self, exchanges: &[Exchange], when: &str) {
+        let (served_until, refused_from) = self.deadlines();
+        for e in exchanges {
+            let (sent, received) = (self.since(e.sent), self.since(e.received));
+            let late = if e.received < served_until {
+                e.status != 200
+            } else {
+                e.sent >= refused_from && e.status != 503
+            };
+            assert!(
+                !late,
+                "{when}: {} sent {sent:?} and answered {received:?} after the last good answer, \
+                 which the filter logged {:?} after it (max_stale ends {:?} after the fetch)",
+                e.status,
+                self.since(self.logged),
+                FRESH + MAX_STALE
+            );
+        }
+    }
+
+    fn since(&self, t: SystemTime) -> Duration {
+        t.duration_since(self.chosen).unwrap_or_default()
+    }
+
+    fn report(&self, fault: Fault, exchanges: &[Exchange]) {
+        let last_200 = exchanges.iter().filter(|e| e.status == 200).map(|e| self.since(e.received)).max();
+        let first_503 = exchanges.iter().filter(|e| e.status == 503).map(|e| self.since(e.sent)).min();
+        eprintln!(
+            "{fault:?}: last good keys published {:?} after their answer; from it, valid tokens \
+             passed until {last_200:?} and got 503 from {first_503:?}",
+            self.since(self.logged)
+        );
     }
 }
 
@@ -270,4 +399,14 @@ fn a_failed_unknown_kid_refetch_refuses_held_requests_at_once() {
     assert_eq!(stack.jwks.hits(), fetches + 1, "one refetch");
     assert!(waited < Duration::from_secs(2), "held {waited:?} after the refetch failed");
     vms.assert_unbroken(&stack.envoy);
+}
+
+#[test]
+fn envoy_log_stamps_are_read_as_utc() {
+    let line = "[2026-12-05 21:28:03.701][7628][info][wasm] published JWKS version 3";
+    let at = log_time(line).unwrap().duration_since(UNIX_EPOCH).unwrap();
+    assert_eq!(at, Duration::from_millis(1_796_506_083_701));
+    assert_eq!(log_time("[2024-02-29 00:00:00.000]"), Some(UNIX_EPOCH + Duration::from_secs(1_709_164_800)));
+    assert_eq!(version(line), Some(3));
+    assert_eq!(log_time("no stamp"), None);
 }

@@ -10,7 +10,7 @@ use crate::support::mint::{self, TestKey};
 use crate::support::servers::JwksServer;
 use crate::support::{self, Stack};
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Envoy with `--concurrency 2` and the wasm filter with `policy`, in front of a JWKS server the
 /// test has already set up (headers, per-path bodies) so that even the first fetch sees it.
@@ -40,6 +40,31 @@ pub fn wait_log(envoy: &Envoy, needle: &str, seen: usize, timeout: Duration) -> 
     })
     .then_some(last)
     .flatten()
+}
+
+/// A metric of the `corp` provider (`wasmcustom.jwt_authn_wasm.provider.corp.<name>`), 0 if absent.
+pub fn provider_stat(envoy: &Envoy, name: &str) -> u64 {
+    envoy.stat(&format!("wasmcustom.jwt_authn_wasm.provider.{PROVIDER}.{name}")).unwrap_or(0)
+}
+
+/// When Envoy logged `line`, from its `[YYYY-MM-DD HH:MM:SS.mmm]` stamp (UTC, see `Envoy::start`):
+/// the millisecond the line was logged in.
+pub fn log_time(line: &str) -> Option<SystemTime> {
+    let stamp = line.strip_prefix('[')?.get(..23)?;
+    let number = |at: usize, len: usize| stamp.get(at..at + len)?.parse::<u64>().ok();
+    let days = days_from_civil(number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let seconds = ((days * 24 + number(11, 2)?) * 60 + number(14, 2)?) * 60 + number(17, 2)?;
+    Some(UNIX_EPOCH + Duration::from_millis(seconds * 1000 + number(20, 3)?))
+}
+
+/// Days from 1970-01-01 to a later date of the Gregorian calendar (Howard Hinnant's
+/// days_from_civil).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let (era, year_of_era) = (year / 400, year % 400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// `corp_policy` with these members merged into the provider's `remote_jwks` (e.g. a short

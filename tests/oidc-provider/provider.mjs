@@ -17,7 +17,7 @@
 // JSON line: {"http_port": N}. TLS handshakes (with their SNI) and requests are logged to stderr.
 // SIGTERM stops it.
 
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -41,11 +41,25 @@ const resources = JSON.parse(env('OIDC_RESOURCES'));
 
 // Key generation per kid prefix; node:crypto exports private JWKs (with kty, crv, d...).
 const KEY_TYPES = {
-  'rsa-': () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
-  'p256-': () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
-  'p384-': () => generateKeyPairSync('ec', { namedCurve: 'P-384' }),
-  'ed25519-': () => generateKeyPairSync('ed25519'),
+  'rsa-': () => newKey('rsa', { modulusLength: 2048 }),
+  'p256-': () => newKey('ec', { namedCurve: 'P-256' }),
+  'p384-': () => newKey('ec', { namedCurve: 'P-384' }),
+  'ed25519-': () => newKey('ed25519', {}),
 };
+
+// A new private key, generated as PEM and imported again. Exporting the key object that
+// generateKeyPairSync returns can deadlock Node 20 for good: a garbage collection during the
+// export runs the finished generation job's destructor, which waits for a lock the export holds
+// (the provider then never starts; a loop of RSA or P-256 generations and JWK exports hangs
+// within a few hundred). The imported key shares nothing with the job.
+function newKey(type, options) {
+  const { privateKey } = generateKeyPairSync(type, {
+    ...options,
+    privateKeyEncoding: { format: 'pem', type: 'pkcs8' },
+    publicKeyEncoding: { format: 'pem', type: 'spki' },
+  });
+  return createPrivateKey(privateKey);
+}
 
 // The private JWK for `kid`, made once and kept in OIDC_KEY_DIR: a restarted provider signs with
 // the same key, as a real one does across deployments.
@@ -58,7 +72,7 @@ function signingKey(kid) {
   if (!prefix) {
     throw new Error(`kid ${kid}: no key type prefix (${Object.keys(KEY_TYPES).join(', ')})`);
   }
-  const jwk = { ...KEY_TYPES[prefix]().privateKey.export({ format: 'jwk' }), kid };
+  const jwk = { ...KEY_TYPES[prefix]().export({ format: 'jwk' }), kid };
   mkdirSync(keyDir, { recursive: true });
   writeFileSync(file, JSON.stringify(jwk));
   return jwk;

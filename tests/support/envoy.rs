@@ -62,6 +62,8 @@ impl Envoy {
             .args(["-l", "info", "--component-log-level", "wasm:debug,jwt:debug"])
             // Flush the log file often: a test reads it while Envoy runs, and a kill loses the buffer.
             .args(["--file-flush-interval-msec", "50"])
+            // Log timestamps are local time: UTC, so a test can read them (`log_time`).
+            .env("TZ", "UTC")
             .arg("--admin-address-path")
             .arg(&address_file)
             .stdin(Stdio::null())
@@ -174,8 +176,24 @@ impl Envoy {
     /// How many downstream connections `worker` (one of `super::WORKERS`) has accepted, over all
     /// listeners.
     pub fn connections_served(&self, worker: &str) -> u64 {
-        let suffix = format!(".{worker}.downstream_cx_total");
-        self.stats().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
+        connections_of(&self.stats(), worker)
+    }
+
+    /// Runs `request` (one request on a connection of its own, nothing else reaching the
+    /// listeners meanwhile) and says which of `super::WORKERS` (its index) accepted the connection.
+    pub fn worker_serving<T>(&self, request: impl FnOnce() -> T) -> (usize, T) {
+        let served = || {
+            let stats = self.stats();
+            super::WORKERS.map(|w| connections_of(&stats, w))
+        };
+        let before = served();
+        let result = request();
+        let after = served();
+        let moved: Vec<usize> = (0..before.len()).filter(|&i| after[i] != before[i]).collect();
+        match moved[..] {
+            [worker] => (worker, result),
+            _ => self.fail(&format!("not exactly one worker took the connection: {moved:?}")),
+        }
     }
 
     /// Runs `checks` (a few requests, each on its own connection) again until each of
@@ -351,6 +369,12 @@ fn leb128(mut n: usize) -> Vec<u8> {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// How many downstream connections `worker` has accepted, over all listeners, in `stats`.
+fn connections_of(stats: &BTreeMap<String, u64>, worker: &str) -> u64 {
+    let suffix = format!(".{worker}.downstream_cx_total");
+    stats.iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(_, v)| v).sum()
 }
 
 /// The port of one `listener_statuses` entry of `/listeners?format=json`.

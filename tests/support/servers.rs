@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often a delayed or hanging connection looks at the stop flag.
 const POLL: Duration = Duration::from_millis(20);
@@ -320,6 +320,8 @@ struct JwksBehaviour {
     close: bool,
     /// Bodies for given paths (query included), served instead of `body`.
     paths: BTreeMap<String, String>,
+    /// When each answer was chosen, oldest first (see `JwksServer::answered_at`).
+    answered: Vec<SystemTime>,
 }
 
 /// A JWKS endpoint (any path; `set_path_body` gives some paths their own body, e.g. an OIDC
@@ -365,23 +367,26 @@ impl JwksServer {
             hang: false,
             close: false,
             paths: BTreeMap::new(),
+            answered: Vec::new(),
         }))
     }
 
     fn handler(behaviour: &Arc<Mutex<JwksBehaviour>>) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let behaviour = behaviour.clone();
         move |request| {
-            let b = lock(&behaviour).clone();
+            // Chosen and recorded under one lock with every `set_*` (see `answered_at`).
+            let mut b = lock(&behaviour);
+            b.answered.push(SystemTime::now());
             if b.hang {
                 Reply::Hang
             } else if b.close {
                 Reply::Close
             } else {
-                let body = b.paths.get(&request.path).cloned().unwrap_or(b.body);
+                let body = b.paths.get(&request.path).unwrap_or(&b.body);
                 Reply::Answer {
                     status: b.status,
-                    headers: b.headers.into_iter().collect(),
-                    body: body.into_bytes(),
+                    headers: b.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
+                    body: body.clone().into_bytes(),
                     delay: b.delay,
                 }
             }
@@ -442,6 +447,14 @@ impl JwksServer {
 
     pub fn requests(&self) -> Vec<Request> {
         self.server.requests()
+    }
+
+    /// When each answer (hangs and closes included) was chosen, oldest first. Recorded under the
+    /// same lock as every `set_*`: a change made while this holds n entries applies to every answer
+    /// after the n-th, so a test that changes the answer right after seeing a fetch knows exactly
+    /// which fetches got the old one. (`hits` counts a little later, once the answer is chosen.)
+    pub fn answered_at(&self) -> Vec<SystemTime> {
+        lock(&self.behaviour).answered.clone()
     }
 
     /// Listens again on the same port; panics if the port was taken meanwhile.
