@@ -356,6 +356,7 @@ mod tests {
                 params: vec!["access_token".into()],
                 cookies: vec!["session".into()],
                 max_token_bytes: 8192,
+                dpop: false,
             }
         );
         assert!(!corp.forward && !corp.pad_forward_payload_header);
@@ -455,6 +456,7 @@ mod tests {
                     params: vec!["access_token".into()],
                     cookies: vec![],
                     max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                    dpop: false,
                 }
             );
             assert!(!provider.forward && provider.forward_payload_header.is_none());

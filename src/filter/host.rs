@@ -93,6 +93,21 @@ pub fn set_request_header(name: &str, value: &str) {
     check("replace_header_map_value", status);
 }
 
+/// Adds a header to the answer on its way back (from `on_http_response_headers`).
+pub fn add_response_header(name: &str, value: &str) {
+    // SAFETY: pointers and lengths of live strings, read by the host during the call.
+    let status = unsafe {
+        abi::proxy_add_header_map_value(
+            RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("add_header_map_value", status);
+}
+
 pub fn send_response(status: u32, headers: &[(String, String)], body: &str) {
     let headers = headermap::serialize(headers);
     // SAFETY: pointers and lengths of live buffers, read by the host during the call; no details
@@ -144,8 +159,9 @@ pub fn set_filter_state(name: &str, value: &str) {
     check("set_property", status);
 }
 
-/// proxy-wasm's `MapType::HttpRequestHeaders` and `StreamType::HttpRequest`.
+/// proxy-wasm's `MapType::HttpRequestHeaders` and `HttpResponseHeaders`, and `StreamType::HttpRequest`.
 const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
 const HTTP_REQUEST_STREAM: u32 = 0;
 /// proxy-wasm's `Status::NotFound`.
 const NOT_FOUND: u32 = 1;
@@ -162,6 +178,13 @@ mod abi {
     #[link(wasm_import_module = "env")]
     unsafe extern "C" {
         pub fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+        pub fn proxy_add_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub fn proxy_replace_header_map_value(
             map_type: u32,
             key_data: *const u8,
