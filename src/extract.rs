@@ -85,30 +85,38 @@ pub fn has_dpop_credential(headers: &[(&str, &str)]) -> bool {
     })
 }
 
-/// The DPoP credential, if any. Beside it, another `Authorization` header is a second
-/// credential: a `Bearer` one makes the request malformed (RFC 9449 §7.2), any other repeats the
-/// header (refused, as for any token header).
+/// The DPoP credential, if any. Beside it, another `Authorization` credential is a second one:
+/// a `Bearer` one makes the request malformed (RFC 9449 §7.2), any other repeats the header
+/// (refused, as for any token header). Credentials are looked for in every `Authorization` value
+/// and in each comma-separated part of one (Envoy joins a repeated header into one value with
+/// commas; a token never holds one).
 fn dpop_credential(
     headers: &[(impl AsRef<str>, impl AsRef<str>)],
     max: usize,
 ) -> Result<Option<String>, AuthnError> {
-    let (mut dpop, mut others, mut bearer) = (None, 0, false);
+    let (mut dpop, mut others, mut bearer, mut empty) = (None, 0, false, false);
     let values = headers.iter().filter(|(n, _)| n.as_ref().eq_ignore_ascii_case("authorization"));
-    for (_, value) in values {
-        match after_scheme(value.as_ref(), "DPoP", true)? {
+    let credentials = values.flat_map(|(_, v)| v.as_ref().split(',')).map(|c| c.trim_matches(is_blank));
+    for credential in credentials {
+        if credential.is_empty() {
+            empty = true;
+            continue;
+        }
+        match after_scheme(credential, "DPoP", true)? {
             Some(_) if dpop.is_some() => return Err(AuthnError::RepeatedLocation),
             Some(token) => dpop = Some(token),
             None => {
                 others += 1;
-                bearer |= after_scheme(value.as_ref(), "Bearer", true).is_ok_and(|t| t.is_some());
+                bearer |= after_scheme(credential, "Bearer", true).is_ok_and(|t| t.is_some());
             }
         }
     }
     let Some(token) = dpop else { return Ok(None) };
-    match (bearer, others) {
-        (true, _) => Err(AuthnError::Binding(BindingError::BothSchemes)),
-        (false, 0) => checked_token(token.as_bytes(), max).map(Some),
-        (false, _) => Err(AuthnError::RepeatedLocation),
+    match (bearer, others, empty) {
+        (true, _, _) => Err(AuthnError::Binding(BindingError::BothSchemes)),
+        (false, 0, false) => checked_token(token.as_bytes(), max).map(Some),
+        (false, 0, true) => Err(AuthnError::MalformedLocation),
+        (false, _, _) => Err(AuthnError::RepeatedLocation),
     }
 }
 
@@ -377,11 +385,16 @@ mod tests {
             (vec![("authorization", "DPoPx a.b.c")], "/", Ok(vec![])),
             (vec![("authorization", "DPoP")], "/", Err(Malformed)),
             (vec![("authorization", "DPoP a b")], "/", Err(Malformed)),
-            (vec![("authorization", "DPoP a.b.c, Bearer d.e.f")], "/", Err(Malformed)),
+            (vec![("authorization", "DPoP a.b.c,DPoP a.b.c")], "/", Err(Repeated)),
+            (vec![("authorization", "DPoP a.b.c, Basic x")], "/", Err(Repeated)),
+            (vec![("authorization", "DPoP a.b.c,")], "/", Err(Malformed)),
             (vec![("authorization", "DPoP a.b.c"), ("authorization", "DPoP a.b.c")], "/", Err(Repeated)),
             (vec![("authorization", "DPoP a.b.c"), ("authorization", "Basic dXNlcjpwdw==")], "/", Err(Repeated)),
             // RFC 9449 §7.2: a DPoP credential and a Bearer one, wherever the Bearer one is.
             (vec![("authorization", "Bearer d.e.f"), ("authorization", "DPoP a.b.c")], "/", both.clone()),
+            // ... also joined into one value, as Envoy passes a repeated header on.
+            (vec![("authorization", "DPoP a.b.c,Bearer d.e.f")], "/", both.clone()),
+            (vec![("authorization", "Bearer d.e.f, DPoP a.b.c")], "/", both.clone()),
             (vec![("authorization", "DPoP a.b.c")], "/p?t=d.e.f", both.clone()),
             (vec![("authorization", "DPoP a.b.c"), ("cookie", "s=d.e.f")], "/", both),
         ];
