@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use support::config::EnvoyConfig;
 use support::envoy::Envoy;
 use support::mint::{Key, TestKey, b64, dpop_proof, tamper, unsigned};
-use support::oidc::{ISSUER, NodeProcess, OidcProvider, ProviderSetup, TLS_HOST, form_encode, issue_certificate};
+use support::oidc::{
+    ISSUER, NodeProcess, OidcProvider, ProviderSetup, TLS_HOST, form_encode, issue_certificate,
+};
 use support::servers::{EchoUpstream, free_private_port};
 use support::{WORKERS, http};
 
@@ -35,6 +37,8 @@ const API: &str = "https://api.oidc.test/dpop";
 const PUBLIC: &str = "https://api.oidc.test";
 /// The mTLS listener's server name.
 const SERVER_NAME: &str = "api.oidc.test";
+/// The nonce step of `oidc_nonce` (short, so the test sees it turn).
+const NONCE_STEP_MS: u64 = 2000;
 /// The test's own DPoP key (proofs it mints, correct or not) and another one.
 const MINE: TestKey = TestKey::P256A;
 const OTHER: TestKey = TestKey::P256B;
@@ -59,7 +63,7 @@ fn policy() -> Value {
     json!({
         "providers": {
             "oidc": provider(json!({"mode": "allowed", "public_url": PUBLIC})),
-            "oidc_nonce": provider(json!({"mode": "required", "public_url": PUBLIC, "nonce": {"step": "60s"}}))
+            "oidc_nonce": provider(json!({"mode": "required", "public_url": PUBLIC, "nonce": {"step": "2s"}}))
         },
         "rules": [
             {"match": {"prefix": "/nonce"}, "requires": {"provider_name": "oidc_nonce"}},
@@ -146,7 +150,8 @@ fn bearer(token: &str) -> Vec<(&'static str, String)> {
 /// Sends `case` and says what went wrong, if anything.
 fn run(case: &Case) -> Result<http::Response, String> {
     let headers: Vec<(&str, &str)> = case.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let r = http::request(case.port, "GET", case.path, &headers).map_err(|e| format!("{}: {e}", case.name))?;
+    let r =
+        http::request(case.port, "GET", case.path, &headers).map_err(|e| format!("{}: {e}", case.name))?;
     let problem = match case.expect {
         Expect::Pass(checks) if r.status == 200 => {
             let seen = &r.json()["headers"];
@@ -163,8 +168,12 @@ fn run(case: &Case) -> Result<http::Response, String> {
         }
         Expect::Pass(_) => Some(format!("expected 200, got {} {}", r.status, r.body)),
         Expect::Refused(status, reason) => {
-            let challenges: Vec<&str> =
-                r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")).map(|(_, v)| v.as_str()).collect();
+            let challenges: Vec<&str> = r
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+                .map(|(_, v)| v.as_str())
+                .collect();
             if (r.status, r.body.as_str()) != (status, reason) {
                 Some(format!("expected {status} {reason}, got {} {}", r.status, r.body))
             } else if !challenges.iter().any(|c| c.contains(&format!("error_description=\"{reason}\""))) {
@@ -241,7 +250,8 @@ fn sender_constrained_tokens_from_a_real_provider() {
     let cert_a = std::fs::read_to_string(setup.file("client-a.pem")).expect("client-a.pem");
     let cert_token =
         provider.token_for("interop-mtls", API, "read", &[("x-client-cert", &form_encode(&cert_a))]);
-    let x5t = support::oidc::part(&cert_token, 1)["cnf"]["x5t#S256"].as_str().expect("cnf.x5t#S256").to_owned();
+    let x5t =
+        support::oidc::part(&cert_token, 1)["cnf"]["x5t#S256"].as_str().expect("cnf.x5t#S256").to_owned();
     let unbound = provider.token(API, "read");
 
     let mut cases = library_cases(&holder, api, &alice, &alice_jkt, &rsa_token, &unbound);
@@ -259,10 +269,18 @@ fn sender_constrained_tokens_from_a_real_provider() {
         seen: String::new(),
     });
     if let Ok(r) = refused {
-        let challenges: Vec<&str> =
-            r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")).map(|(_, v)| v.as_str()).collect();
+        let challenges: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+            .map(|(_, v)| v.as_str())
+            .collect();
         let expected_dpop = "DPoP realm=\"http://localhost/dpop/items\", error=\"invalid_dpop_proof\"";
-        if !(challenges.len() == 2 && challenges[0].starts_with("Bearer ") && challenges[1].starts_with(expected_dpop) && challenges[1].contains("algs=\"")) {
+        if !(challenges.len() == 2
+            && challenges[0].starts_with("Bearer ")
+            && challenges[1].starts_with(expected_dpop)
+            && challenges[1].contains("algs=\""))
+        {
             failures.push(format!("challenges: {challenges:?}"));
         }
         if r.header("access-control-expose-headers") != Some("WWW-Authenticate, DPoP-Nonce") {
@@ -285,7 +303,12 @@ fn sender_constrained_tokens_from_a_real_provider() {
             && metric("oidc_nonce", "dpop_nonce") >= 1
     });
     let names = ["dpop_proof", "dpop_binding", "cnf", "dpop_replayed"];
-    assert!(counted, "metrics: {:?}, nonce {}", names.map(|n| (n, metric("oidc", n))), metric("oidc_nonce", "dpop_nonce"));
+    assert!(
+        counted,
+        "metrics: {:?}, nonce {}",
+        names.map(|n| (n, metric("oidc", n))),
+        metric("oidc_nonce", "dpop_nonce")
+    );
     envoy.assert_no_wasm_failures();
     eprintln!("{} cases in {:?}", cases.len() + 6, started.elapsed());
 }
@@ -301,13 +324,31 @@ fn library_cases(
 ) -> Vec<Case> {
     let path = "/dpop/items";
     let proof = |key: &str, token: &str| holder.proof(key, path, token, None);
-    let passed: &[(&str, Check)] = &[("x-jwt-jkt", Check::Equals), ("authorization", Check::Absent), ("dpop", Check::Absent)];
-    let case = |name, headers, expect| Case { name, port: api, path, headers, expect, seen: alice_jkt.to_owned() };
+    let passed: &[(&str, Check)] =
+        &[("x-jwt-jkt", Check::Equals), ("authorization", Check::Absent), ("dpop", Check::Absent)];
+    let case =
+        |name, headers, expect| Case { name, port: api, path, headers, expect, seen: alice_jkt.to_owned() };
     vec![
-        case("library ES256 proof with its DPoP-bound token", dpop(alice, &[&proof("alice", alice)]), Expect::Pass(passed)),
-        case("the same token (cached) with a new library proof", dpop(alice, &[&proof("alice", alice)]), Expect::Pass(&[])),
-        case("library RS256 proof with its token", dpop(rsa_token, &[&proof("rsa-holder", rsa_token)]), Expect::Pass(&[])),
-        case("the token with another holder's proof", dpop(alice, &[&proof("mallory", alice)]), Expect::Refused(401, "dpop_jkt_mismatch")),
+        case(
+            "library ES256 proof with its DPoP-bound token",
+            dpop(alice, &[&proof("alice", alice)]),
+            Expect::Pass(passed),
+        ),
+        case(
+            "the same token (cached) with a new library proof",
+            dpop(alice, &[&proof("alice", alice)]),
+            Expect::Pass(&[]),
+        ),
+        case(
+            "library RS256 proof with its token",
+            dpop(rsa_token, &[&proof("rsa-holder", rsa_token)]),
+            Expect::Pass(&[]),
+        ),
+        case(
+            "the token with another holder's proof",
+            dpop(alice, &[&proof("mallory", alice)]),
+            Expect::Refused(401, "dpop_jkt_mismatch"),
+        ),
         case("the token without a proof", dpop(alice, &[]), Expect::Refused(401, "dpop_proof_missing")),
         case("the token as Bearer (downgrade)", bearer(alice), Expect::Refused(401, "dpop_downgrade")),
         case(
@@ -322,11 +363,33 @@ fn library_cases(
 /// A certificate-bound token through `as_a` (certificate A), `as_b` (certificate B) and `api`
 /// (no TLS at all).
 fn certificate_cases(api: u16, as_a: u16, as_b: u16, token: &str, x5t: &str, unbound: &str) -> Vec<Case> {
-    let case = |name, port, headers, expect| Case { name, port, path: "/cert", headers, expect, seen: x5t.to_owned() };
+    let case = |name, port, headers, expect| Case {
+        name,
+        port,
+        path: "/cert",
+        headers,
+        expect,
+        seen: x5t.to_owned(),
+    };
     vec![
-        case("certificate-bound token with its certificate", as_a, bearer(token), Expect::Pass(&[("x-jwt-x5t", Check::Equals)])),
-        case("certificate-bound token with another certificate", as_b, bearer(token), Expect::Refused(401, "cnf_certificate_mismatch")),
-        case("certificate-bound token without a certificate", api, bearer(token), Expect::Refused(401, "cnf_certificate_missing")),
+        case(
+            "certificate-bound token with its certificate",
+            as_a,
+            bearer(token),
+            Expect::Pass(&[("x-jwt-x5t", Check::Equals)]),
+        ),
+        case(
+            "certificate-bound token with another certificate",
+            as_b,
+            bearer(token),
+            Expect::Refused(401, "cnf_certificate_mismatch"),
+        ),
+        case(
+            "certificate-bound token without a certificate",
+            api,
+            bearer(token),
+            Expect::Refused(401, "cnf_certificate_missing"),
+        ),
         case("unbound token over mTLS", as_b, bearer(unbound), Expect::Pass(&[("x-jwt-x5t", Check::Absent)])),
     ]
 }
@@ -360,7 +423,10 @@ fn fapi_cases(api: u16, token: &str) -> Vec<Case> {
     let mut private = MINE.public_jwk();
     private["d"] = json!(b64(&[1; 32]));
     vec![
-        Case { headers: dpop(token, &[&good().sign(), &good().sign()]), ..refused("two DPoP headers", String::new(), "dpop_proof_repeated") },
+        Case {
+            headers: dpop(token, &[&good().sign(), &good().sign()]),
+            ..refused("two DPoP headers", String::new(), "dpop_proof_repeated")
+        },
         refused("a DPoP value that is not a JWT", "not-a-jwt".into(), "dpop_proof_malformed"),
         refused("no typ", header("typ"), "dpop_proof_bad_typ"),
         refused("no alg", header("alg"), "dpop_proof_alg_not_allowed"),
@@ -372,20 +438,42 @@ fn fapi_cases(api: u16, token: &str) -> Vec<Case> {
         refused("no ath", claim("ath"), "dpop_proof_bad_ath"),
         refused("typ JWT", good().header("typ", json!("JWT")).sign(), "dpop_proof_bad_typ"),
         refused("alg none", good().header("alg", json!("none")).sign(), "dpop_proof_alg_not_allowed"),
-        refused("alg none, unsigned", { let p = good().header("alg", json!("none")); unsigned(&p.header_json(), &p.payload_json()) }, "dpop_proof_malformed"),
+        refused(
+            "alg none, unsigned",
+            {
+                let p = good().header("alg", json!("none"));
+                unsigned(&p.header_json(), &p.payload_json())
+            },
+            "dpop_proof_malformed",
+        ),
         refused("a bad signature", tamper(&good().sign()), "dpop_proof_bad_signature"),
         refused("a private key in jwk", good().header("jwk", private).sign(), "dpop_proof_private_key"),
         refused("another htm", good().claim("htm", json!("POST")).sign(), "dpop_htm_mismatch"),
-        refused("another htu", good().claim("htu", json!("https://other.oidc.test/dpop/fapi")).sign(), "dpop_htu_mismatch"),
+        refused(
+            "another htu",
+            good().claim("htu", json!("https://other.oidc.test/dpop/fapi")).sign(),
+            "dpop_htu_mismatch",
+        ),
         refused("iat an hour ago", good().claim("iat", json!(now - 3600)).sign(), "dpop_iat_too_old"),
         refused("iat an hour ahead", good().claim("iat", json!(now + 3600)).sign(), "dpop_iat_in_future"),
-        refused("another token's ath", good().claim("ath", json!(support::mint::access_token_hash("x"))).sign(), "dpop_ath_mismatch"),
-        refused("a proof by another key", dpop_proof(&OTHER, "GET", &htu, Some(token)).sign(), "dpop_jkt_mismatch"),
+        refused(
+            "another token's ath",
+            good().claim("ath", json!(support::mint::access_token_hash("x"))).sign(),
+            "dpop_ath_mismatch",
+        ),
+        refused(
+            "a proof by another key",
+            dpop_proof(&OTHER, "GET", &htu, Some(token)).sign(),
+            "dpop_jkt_mismatch",
+        ),
         passes("a valid proof (replayed next)", valid.clone()),
         refused("a replayed jti", valid, "dpop_proof_replayed"),
         passes("htu with a query", good().claim("htu", json!(format!("{htu}?q=1"))).sign()),
         passes("htu with a fragment", good().claim("htu", json!(format!("{htu}#f"))).sign()),
-        passes("extra header parameters", good().header("kid", json!("k1")).header("x-extra", json!({"a": 1})).sign()),
+        passes(
+            "extra header parameters",
+            good().header("kid", json!("k1")).header("x-extra", json!({"a": 1})).sign(),
+        ),
         passes("extra claims", good().claim("exp", json!(now + 60)).claim("x-extra", json!(["a"])).sign()),
         passes("iat 10 s ago", good().claim("iat", json!(now - 10)).sign()),
         passes("iat 10 s ahead", good().claim("iat", json!(now + 10)).sign()),
@@ -397,7 +485,14 @@ fn fapi_cases(api: u16, token: &str) -> Vec<Case> {
 fn replays(envoy: &Envoy, holder: &Holder, token: &str) -> Result<(), String> {
     let path = "/dpop/replay";
     let headers = dpop(token, &[&holder.proof("alice", path, token, None)]);
-    let case = |name, expect| Case { name, port: envoy.port(), path, headers: headers.clone(), expect, seen: String::new() };
+    let case = |name, expect| Case {
+        name,
+        port: envoy.port(),
+        path,
+        headers: headers.clone(),
+        expect,
+        seen: String::new(),
+    };
     let served = || WORKERS.map(|w| envoy.connections_served(w));
     let before = served();
     run(&case("a proof used once", Expect::Pass(&[])))?;
@@ -413,9 +508,22 @@ fn replays(envoy: &Envoy, holder: &Holder, token: &str) -> Result<(), String> {
     Err("20 replays never reached the other worker".into())
 }
 
-/// A provider with server nonces: a proof without one gets `use_dpop_nonce` and the nonce, a
-/// proof with it passes.
+/// A provider with server nonces: a proof without one gets `use_dpop_nonce` and the nonce; a
+/// proof with it passes, and once the step has turned it still passes and the answer offers the
+/// new nonce. A round whose requests straddle more step boundaries than it planned for (a loaded
+/// machine) is run again, at most three times.
 fn nonces(holder: &Holder, api: u16, token: &str) -> Result<(), String> {
+    let mut failed = String::new();
+    for _ in 0..3 {
+        match nonce_round(holder, api, token) {
+            Ok(()) => return Ok(()),
+            Err(why) => failed = why,
+        }
+    }
+    Err(failed)
+}
+
+fn nonce_round(holder: &Holder, api: u16, token: &str) -> Result<(), String> {
     let path = "/nonce/items";
     let case = |name, nonce: Option<&str>, expect| Case {
         name,
@@ -425,12 +533,32 @@ fn nonces(holder: &Holder, api: u16, token: &str) -> Result<(), String> {
         expect,
         seen: String::new(),
     };
-    let first = run(&case("a proof without the server's nonce", None, Expect::Refused(401, "dpop_nonce_missing")))?;
+    let first =
+        run(&case("a proof without the server's nonce", None, Expect::Refused(401, "dpop_nonce_missing")))?;
+    let step = unix_ms() / NONCE_STEP_MS;
     let nonce = first.header("dpop-nonce").ok_or("no DPoP-Nonce on use_dpop_nonce")?.to_owned();
-    let challenge = first.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("www-authenticate") && v.contains("error=\"use_dpop_nonce\""));
+    let challenge = first
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("www-authenticate") && v.contains("error=\"use_dpop_nonce\""));
     if !challenge {
         return Err(format!("no use_dpop_nonce challenge: {:?}", first.headers));
     }
     run(&case("a proof with the server's nonce", Some(&nonce), Expect::Pass(&[])))?;
+    // The next step: the nonce is the previous step's now.
+    std::thread::sleep(Duration::from_millis(((step + 1) * NONCE_STEP_MS).saturating_sub(unix_ms()) + 20));
+    let turned = run(&case("a proof with the previous step's nonce", Some(&nonce), Expect::Pass(&[])))?;
+    match turned.header("dpop-nonce") {
+        Some(offered) if offered != nonce => {}
+        other => return Err(format!("after the step turned, DPoP-Nonce {other:?} (was {nonce})")),
+    }
+    if turned.header("access-control-expose-headers") != Some("WWW-Authenticate, DPoP-Nonce") {
+        return Err(format!("the offered nonce is not exposed to CORS: {:?}", turned.headers));
+    }
     Ok(())
+}
+
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map(|d| d.as_millis() as u64).unwrap_or_default()
 }

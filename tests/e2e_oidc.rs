@@ -78,8 +78,8 @@ struct Gateway {
 impl Gateway {
     fn start(setup: &ProviderSetup) -> Gateway {
         let upstream = EchoUpstream::new();
-        let config =
-            EnvoyConfig::new(policy(), setup.tls_port, upstream.port()).idp_tls(TLS_HOST, &setup.file("ca.pem"));
+        let config = EnvoyConfig::new(policy(), setup.tls_port, upstream.port())
+            .idp_tls(TLS_HOST, &setup.file("ca.pem"));
         let envoy = Envoy::start(&config.yaml(Filter::Wasm), 2);
         Gateway { envoy, _upstream: upstream }
     }

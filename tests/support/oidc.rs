@@ -85,7 +85,13 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `script` in `script_dir` with `env`, its output in `dir` under `name`, and waits for
     /// the JSON line that says it is ready; panics with its stderr when it does not come.
-    pub fn start(script_dir: &Path, script: &str, env: &[(&str, String)], dir: &Path, name: &str) -> NodeProcess {
+    pub fn start(
+        script_dir: &Path,
+        script: &str,
+        env: &[(&str, String)],
+        dir: &Path,
+        name: &str,
+    ) -> NodeProcess {
         let (stdout, stderr) = (dir.join(format!("{name}.out")), dir.join(format!("{name}.err")));
         let child = Command::new("node")
             .arg(script)
@@ -211,8 +217,9 @@ impl OidcProvider {
         let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
         let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
         all.extend_from_slice(headers);
-        let r = http::request_with_body(self.http_port, "POST", "/token", &all, Some(body.join("&").as_bytes()))
-            .unwrap_or_else(|e| panic!("token request: {e}\n{}", self.log()));
+        let r =
+            http::request_with_body(self.http_port, "POST", "/token", &all, Some(body.join("&").as_bytes()))
+                .unwrap_or_else(|e| panic!("token request: {e}\n{}", self.log()));
         assert_eq!(r.status, 200, "token request for {resource}: {}", r.body);
         r.json()["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {}", r.body)).to_string()
     }
