@@ -168,12 +168,7 @@ fn run(case: &Case) -> Result<http::Response, String> {
         }
         Expect::Pass(_) => Some(format!("expected 200, got {} {}", r.status, r.body)),
         Expect::Refused(status, reason) => {
-            let challenges: Vec<&str> = r
-                .headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
-                .map(|(_, v)| v.as_str())
-                .collect();
+            let challenges = r.header_values("www-authenticate");
             if (r.status, r.body.as_str()) != (status, reason) {
                 Some(format!("expected {status} {reason}, got {} {}", r.status, r.body))
             } else if !challenges.iter().any(|c| c.contains(&format!("error_description=\"{reason}\""))) {
@@ -269,12 +264,7 @@ fn sender_constrained_tokens_from_a_real_provider() {
         seen: String::new(),
     });
     if let Ok(r) = refused {
-        let challenges: Vec<&str> = r
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let challenges = r.header_values("www-authenticate");
         let expected_dpop = "DPoP realm=\"http://localhost/dpop/items\", error=\"invalid_dpop_proof\"";
         if !(challenges.len() == 2
             && challenges[0].starts_with("Bearer ")

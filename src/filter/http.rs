@@ -156,8 +156,14 @@ impl HttpContext for Http {
     /// Adds what the decision asked for to the upstream's answer (`DPoP-Nonce`); nothing to do,
     /// and no host call, for every other request.
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(vm) = &self.vm else { return Action::Continue };
-        for (name, value) in vm.borrow_mut().take_answer_headers(self.context_id) {
+        // A local reply runs this from inside a host call, where the VM may be borrowed: such an
+        // answer has nothing to add.
+        let Some(Ok(mut vm)) = self.vm.as_ref().map(|vm| vm.try_borrow_mut()) else {
+            return Action::Continue;
+        };
+        let headers = vm.take_answer_headers(self.context_id);
+        drop(vm);
+        for (name, value) in headers {
             host::add_response_header(name, &value);
         }
         Action::Continue

@@ -70,26 +70,26 @@ function signingKey(kid) {
   return jwk;
 }
 
+// A client-credentials client of the test, with `extra` metadata.
+function client(clientId, extra = {}) {
+  return {
+    client_id: clientId,
+    client_secret: 'interop-secret',
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_post',
+    scope: 'read write',
+    ...extra,
+  };
+}
+
 const provider = new Provider(issuer, {
   jwks: { keys: env('OIDC_KEYS').split(',').map(signingKey) },
-  clients: [{
-    client_id: 'interop',
-    client_secret: 'interop-secret',
-    grant_types: ['client_credentials'],
-    redirect_uris: [],
-    response_types: [],
-    token_endpoint_auth_method: 'client_secret_post',
-    scope: 'read write',
-  }, {
-    client_id: 'interop-mtls',
-    client_secret: 'interop-secret',
-    grant_types: ['client_credentials'],
-    redirect_uris: [],
-    response_types: [],
-    token_endpoint_auth_method: 'client_secret_post',
-    scope: 'read write',
-    tls_client_certificate_bound_access_tokens: true,
-  }],
+  clients: [
+    client('interop'),
+    client('interop-mtls', { tls_client_certificate_bound_access_tokens: true }),
+  ],
   // DPoP proofs by RSA keys too (the default allows ES256 and EdDSA only).
   enabledJWA: { dPoPSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA'] },
   scopes: ['read', 'write'],
