@@ -51,11 +51,11 @@ docker-image: envoy
 	elif [ "$$CI" = true ]; then echo "No Docker daemon (CI=true): $$down"; exit 1; fi
 
 OIDC_DIR := tests/oidc-provider
-## oidc-provider: the OpenID provider of the interop test (oidc-provider from npm, pinned by its lock file)
+## oidc-provider: the OpenID provider and the DPoP client of the interop tests (oidc-provider and dpop from npm, pinned by the lock file)
 oidc-provider: $(OIDC_DIR)/node_modules/.package-lock.json
 $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC_DIR) --no-audit --no-fund; \
-	  else echo "npm not found: tests/e2e_oidc.rs will skip (and fail with CI=true)"; fi
+	  else echo "npm not found: tests/e2e_oidc.rs and tests/e2e_binding.rs will skip (and fail with CI=true)"; fi
 
 ## build: the release .wasm
 build: target

@@ -4,25 +4,32 @@
 //! ```text
 //! cargo run --example mint -- token --sub bob --claim scope='"read write"'
 //! cargo run --example mint -- jwks --key tests/fixtures/test-only-p256-a.pem:my-kid
+//! cargo run --example mint -- dpop --key tests/fixtures/test-only-p256-b.pem --htu http://127.0.0.1:10000/api
 //! ```
 
 #[path = "../tests/support/mint.rs"]
 mod mint;
 
-use mint::{DEMO_KEYS, Key, Token};
-use serde_json::Value;
+use mint::{DEMO_KEYS, Key, Token, dpop_proof};
+use serde_json::{Value, json};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage:
   mint token [--key FILE] [--alg ALG] [--kid KID] [--iss ISS] [--aud AUD] [--sub SUB]
-             [--ttl SECONDS] [--claim NAME=VALUE]...
+             [--ttl SECONDS] [--claim NAME=VALUE]... [--bind-dpop FILE]
       Prints a signed JWT. Defaults: the demo RSA key (tests/fixtures/test-only-rsa2048-a.pem),
       the key's usual alg (RS256, ES256, ES384 or EdDSA), the key's kid in the demo JWKS (none
       for other keys), --iss https://issuer.example --aud api.example --sub alice --ttl 3600
       (negative: already expired). --claim VALUE is JSON if it parses (42, true, [\"a\"],
       '\"text\"'), else a plain string; it may repeat. ALG: RS256 RS384 RS512 PS256 PS384
-      PS512 ES256 ES384 EdDSA.
+      PS512 ES256 ES384 EdDSA. --bind-dpop binds the token to that key (cnf.jkt, its RFC 7638
+      thumbprint): a DPoP-bound token, sent as `Authorization: DPoP <token>` with proofs by it.
+  mint dpop --key FILE --htu URL [--htm METHOD] [--token TOKEN] [--count N] [--iat-offset SECONDS]
+      Prints N DPoP proofs (RFC 9449; default 1), one per line, signed by the key with its usual
+      alg (ES256 for a P-256 key), for a METHOD (default GET) request to URL (the origin and path
+      the filter sees, or its dpop.public_url), bound to TOKEN (ath) when given. Each has a jti of
+      its own and iat now (plus the offset), so each passes once, within dpop.max_age (60 s).
   mint jwks [--key FILE:KID]...
       Prints a JWKS with the public keys of these PKCS#8 PEM private keys; without --key, the
       demo JWKS (the same as envoy/demo-jwks.json).";
@@ -32,6 +39,7 @@ fn main() -> ExitCode {
     let result = match args.split_first() {
         Some((cmd, rest)) if cmd == "token" => token(rest),
         Some((cmd, rest)) if cmd == "jwks" => jwks(rest),
+        Some((cmd, rest)) if cmd == "dpop" => dpop(rest),
         Some((cmd, _)) if cmd == "-h" || cmd == "--help" || cmd == "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -82,6 +90,7 @@ fn token(args: &[String]) -> Result<String, String> {
                     value.parse().map_err(|_| format!("--ttl {value:?} is not a whole number of seconds"))?
             }
             "claim" => claims.push(claim(value)?),
+            "bind-dpop" => claims.push(("cnf".into(), json!({"jkt": Key::from_file(value)?.thumbprint()}))),
             _ => return Err(format!("unknown option --{name} for token")),
         }
     }
@@ -96,6 +105,29 @@ fn token(args: &[String]) -> Result<String, String> {
         token = token.claim(&name, value);
     }
     token.try_sign()
+}
+
+fn dpop(args: &[String]) -> Result<String, String> {
+    let (mut key, mut htu, mut htm, mut token) = (None, None, "GET", None);
+    let (mut count, mut iat_offset) = (1u64, 0i64);
+    let number = |name: &str, value: &str| format!("--{name} {value:?} is not a whole number");
+    for (name, value) in options(args)? {
+        match name {
+            "key" => key = Some(Key::from_file(value)?),
+            "htu" => htu = Some(value),
+            "htm" => htm = value,
+            "token" => token = Some(value),
+            "count" => count = value.parse().map_err(|_| number(name, value))?,
+            "iat-offset" => iat_offset = value.parse().map_err(|_| number(name, value))?,
+            _ => return Err(format!("unknown option --{name} for dpop")),
+        }
+    }
+    let key = key.ok_or("dpop needs --key")?;
+    let htu = htu.ok_or("dpop needs --htu")?;
+    let proofs: Result<Vec<String>, String> = (0..count)
+        .map(|_| dpop_proof(&key, htm, htu, token).claim("iat", json!(mint::now() + iat_offset)).try_sign())
+        .collect();
+    Ok(proofs?.join("\n"))
 }
 
 /// `NAME=VALUE`, VALUE as JSON when it parses, else as a string.

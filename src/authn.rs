@@ -4,12 +4,15 @@
 //! carries the decision out and turns the decision's events into metrics.
 
 use crate::authz;
+use crate::binding::answer;
+use crate::binding::decide::Scheme;
+use crate::binding::request::{BindingHost, Bindings, Presentation, RequestParts};
 use crate::cache::{Cached, TokenCache};
 use crate::config::{
     self, ClientOutputHeaders, Config, NamedRequirement, Provider, ProviderId, Requirement, STATUS_HEADER,
 };
 use crate::crypto::Crypto;
-use crate::error::{AuthnError, JwtError};
+use crate::error::{AuthnError, BindingError, JwtError};
 use crate::extract::{self, FoundToken, Location};
 use crate::forward::{self, Mutations};
 use crate::identity::Entries;
@@ -68,6 +71,9 @@ pub struct Env<'a> {
     /// Names tokens in the caches and the shared record.
     pub digester: &'a Digester,
     pub shared: &'a mut dyn TokenRecord,
+    /// The replay record, nonce secret and client certificate, for providers with a binding on
+    /// (never asked for the others).
+    pub binding: &'a dyn BindingHost,
     pub events: &'a mut Vec<Event>,
 }
 
@@ -166,11 +172,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 /// Decides what to do with one request. A `Wait` records no events: the held request is decided
 /// again later and counted then, once.
 pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
-    let mut mutations = Mutations {
-        remove: config.output_headers.clone(),
-        set: Vec::new(),
-        filter_state: Entries::default(),
-    };
+    let mut mutations = Mutations { remove: config.output_headers.clone(), ..Mutations::default() };
     let (requirement, report) = match requirement_for(config, request) {
         Ok(Some(chosen)) => chosen,
         Ok(None) => return Decision::Allow(mutations),
@@ -191,6 +193,7 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
     let verdict = requirement::evaluate(requirement, &config.providers, &mut |id, audiences| {
         checked.outcome(config, env, request, id, audiences)
     });
+    let verdict = record_proofs(&mut checked, env, verdict, events_before);
     let failures = env.events.get(events_before..).unwrap_or_default();
     let filter_state = failed_status(config, failures);
     match verdict {
@@ -209,6 +212,10 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             if report {
                 mutations.set.push((STATUS_HEADER.to_owned(), "ok".to_owned()));
             }
+            if let Some(nonce) = checked.binding.offer_nonce() {
+                mutations.response.push(("dpop-nonce", nonce.to_owned()));
+                mutations.response.push((answer::EXPOSE_HEADERS.0, answer::EXPOSE_HEADERS.1.to_owned()));
+            }
             Decision::Allow(mutations)
         }
         Verdict::Deny(error) => {
@@ -216,13 +223,34 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             if report {
                 return reported(error, mutations, filter_state, env);
             }
-            Decision::Deny(Reply { filter_state, ..reply(error, request, config.strip_failure_response) })
+            Decision::Deny(Reply { filter_state, ..refusal(config, env, &checked.binding, error, request) })
         }
         Verdict::Pending(_) => {
             env.events.truncate(events_before);
             Decision::Wait(checked.wait)
         }
     }
+}
+
+/// The DPoP proofs of an allowed request are recorded now, last (`binding::request`): a replayed
+/// proof (or a record that cannot vouch for it) refuses the request, also where the requirement
+/// would have let a failed token through (`allow_missing_or_failed`): a request never passes
+/// with a proof it did not have the right to use. The provider's token then counts as refused.
+fn record_proofs(
+    checked: &mut Checked,
+    env: &mut Env<'_>,
+    verdict: Verdict,
+    events_before: usize,
+) -> Verdict {
+    let Verdict::Allow { .. } = verdict else { return verdict };
+    let Err((id, e)) = checked.binding.record(env.binding) else { return verdict };
+    let verified = env.events.iter().skip(events_before).position(|ev| *ev == Event::Verified(id));
+    if let Some(at) = verified {
+        env.events.remove(events_before + at);
+    }
+    let error = AuthnError::Binding(e);
+    env.events.push(Event::Refused(id, error));
+    Verdict::Deny(error)
 }
 
 /// What report mode does with a refusal: the request goes on, and the upstream learns why it
@@ -292,6 +320,8 @@ fn failed_status(config: &Config, events: &[Event]) -> Entries {
 struct Checked {
     wait: Wait,
     verified: HashMap<ProviderId, Vec<(Location, Rc<VerifiedJwt>)>>,
+    /// Sender constraints: proofs to record, the nonce to offer, whose challenges to answer with.
+    binding: Bindings,
 }
 
 /// Tokens of one provider sorted by the keyless checks.
@@ -317,6 +347,7 @@ impl Checked {
         let Some(provider) = config.providers.get(id) else {
             return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
         };
+        self.binding.asked(id, &provider.binding);
         let found = match extract::extract(&provider.locations, request.headers, request.path()) {
             Ok(found) if found.is_empty() => return ProviderOutcome::Missing,
             Ok(found) => found,
@@ -333,6 +364,11 @@ impl Checked {
                 return outcome;
             }
         }
+        if provider.binding.enabled()
+            && let Err(e) = self.check_bindings(provider, env, request, id, &found, &triage.verified)
+        {
+            return refused(env, id, AuthnError::Binding(e));
+        }
         self.verified.insert(id, triage.verified);
         if triage.other_issuer.is_empty() {
             env.events.push(Event::Verified(id));
@@ -340,6 +376,27 @@ impl Checked {
         } else {
             ProviderOutcome::OtherIssuer(triage.other_issuer)
         }
+    }
+
+    /// The sender constraint of each verified token (a cache hit too: a proof is new on every
+    /// request), for a provider with a binding on.
+    fn check_bindings(
+        &mut self,
+        provider: &Provider,
+        env: &Env<'_>,
+        request: &Request<'_>,
+        id: ProviderId,
+        found: &[FoundToken],
+        verified: &[(Location, Rc<VerifiedJwt>)],
+    ) -> Result<(), BindingError> {
+        let parts = RequestParts { headers: request.headers, now: request.now_seconds() };
+        for (location, jwt) in verified {
+            let scheme = if *location == Location::Dpop { Scheme::Dpop } else { Scheme::Bearer };
+            let token = found.iter().find(|t| t.location == *location).map_or("", |t| t.token.as_str());
+            let token = Presentation { token, scheme, claims: &jwt.claims };
+            self.binding.check(env.binding, env.crypto, id, &provider.binding, &token, &parts)?;
+        }
+        Ok(())
     }
 
     /// The signature and the provider's claim requirements for tokens that passed the keyless
@@ -470,6 +527,34 @@ fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome 
     ProviderOutcome::Failed(e)
 }
 
+/// The answer to a refused request: with a provider asked that accepts DPoP, its challenges
+/// (RFC 9449 §7.1: the error on the scheme the credential came with, `algs`, and its current
+/// nonce when it wants nonces) for a failure about the credentials; else `reply`.
+fn refusal(
+    config: &Config,
+    env: &Env<'_>,
+    bindings: &Bindings,
+    error: AuthnError,
+    request: &Request<'_>,
+) -> Reply {
+    let strip = config.strip_failure_response;
+    let challenger = bindings.challenger().and_then(|id| Some((id, config.providers.get(id)?)));
+    let Some((id, provider)) = challenger else { return reply(error, request, strip) };
+    let scheme = if extract::has_dpop_credential(request.headers) { Scheme::Dpop } else { Scheme::Bearer };
+    let nonce = env.binding.nonces(id).map(|n| n.current(request.now_seconds()));
+    let dpop = &provider.binding.dpop;
+    match answer::for_failure(error, status(error), scheme, dpop, &realm(request), nonce, strip) {
+        Some(a) => Reply {
+            status: a.status,
+            headers: a.headers.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
+            body: a.body,
+            reason: a.reason,
+            filter_state: Entries::default(),
+        },
+        None => reply(error, request, strip),
+    }
+}
+
 /// The local answer for a failure: 401 with an RFC 6750 challenge, 403 for an audience (as
 /// jwt_authn) or a missing claim or scope (`insufficient_scope`), 503 when keys are unavailable
 /// (the client did nothing wrong), 400 for a client-sent output header (when rejected), and 403
@@ -490,6 +575,7 @@ fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
         // RFC 6750 §3.1: no error code when the request carried no credentials.
         AuthnError::Missing => Some(("www-authenticate", format!("Bearer realm=\"{realm}\""))),
         AuthnError::OutputHeaderSent => Some(("www-authenticate", challenge("invalid_request"))),
+        AuthnError::Binding(e) => Some(("www-authenticate", challenge(e.error_code().as_str()))),
         AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
             Some(("www-authenticate", challenge("insufficient_scope")))
         }
@@ -504,6 +590,7 @@ fn status(error: AuthnError) -> u32 {
     match error {
         AuthnError::KeysUnavailable => 503,
         AuthnError::OutputHeaderSent => 400,
+        AuthnError::Binding(e) => e.status(),
         AuthnError::UnknownRequirement
         | AuthnError::BadRouteMetadata
         | AuthnError::Jwt(

@@ -179,28 +179,123 @@ impl JwtError {
 
 impl std::error::Error for JwtError {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+reasons! {
+    /// Why a request's sender constraint was not met. `reason()` is stable (401 bodies,
+    /// `error_description`, logs, metrics).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum BindingError {
+        // The credentials as presented.
+        /// A `Bearer` and a `DPoP` credential in one request (RFC 9449 §7.2): 400.
+        BothSchemes => "dpop_bearer_and_dpop",
+        /// `Authorization: DPoP` to a provider whose `dpop.mode` is `disabled`.
+        NotAccepted => "dpop_not_accepted",
+        /// A `Bearer` token to a provider whose `dpop.mode` is `required`.
+        BearerNotAllowed => "dpop_bearer_not_allowed",
+        /// A DPoP-bound token (`cnf.jkt`) sent as `Bearer` (§7.2).
+        Downgrade => "dpop_downgrade",
+        /// `Authorization: DPoP` with a token that has no `cnf.jkt`.
+        TokenUnbound => "dpop_token_unbound",
 
-    #[test]
-    fn every_category_is_listed() {
-        for e in JwtError::ALL.iter().copied().map(AuthnError::Jwt).chain([
-            AuthnError::Missing,
-            AuthnError::RepeatedLocation,
-            AuthnError::MalformedLocation,
-            AuthnError::KeysUnavailable,
-        ]) {
-            assert!(AuthnError::CATEGORIES.contains(&e.category()), "{e}");
-        }
-    }
+        // The proof (RFC 9449 §4.3).
+        /// `Authorization: DPoP` without a `DPoP` header.
+        ProofMissing => "dpop_proof_missing",
+        /// More than one `DPoP` header, or one holding a list.
+        ProofRepeated => "dpop_proof_repeated",
+        /// Longer than any real proof: refused before decoding.
+        ProofTooLarge => "dpop_proof_too_large",
+        /// Not one compact JWS of strict base64url.
+        ProofMalformed => "dpop_proof_malformed",
+        /// The protected header is not a strict JSON object, or breaks a JWS header rule
+        /// (`kid` type, `crit`, nested `cty`).
+        ProofHeaderInvalid => "dpop_proof_header_invalid",
+        /// `typ` is absent or not exactly `dpop+jwt`.
+        ProofBadTyp => "dpop_proof_bad_typ",
+        /// `alg` is absent, not a string, or not in `dpop.algorithms` (never `none` or HMAC).
+        ProofAlgNotAllowed => "dpop_proof_alg_not_allowed",
+        /// `jwk` is absent, not an object, not a usable public key, or not of the `alg`'s type.
+        ProofBadJwk => "dpop_proof_bad_jwk",
+        /// `jwk` carries private key material (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`).
+        ProofPrivateKey => "dpop_proof_private_key",
+        /// The payload is not a strict JSON object.
+        ProofClaimsInvalid => "dpop_proof_claims_invalid",
+        /// `jti` is absent, not a string, empty or too long.
+        ProofBadJti => "dpop_proof_bad_jti",
+        /// `htm` is absent or not a string.
+        ProofBadHtm => "dpop_proof_bad_htm",
+        /// `htm` is not the request's method.
+        HtmMismatch => "dpop_htm_mismatch",
+        /// `htu` is absent, not a string, or not an absolute http(s) URI.
+        ProofBadHtu => "dpop_proof_bad_htu",
+        /// `htu` names another URI than the request's (after normalisation).
+        HtuMismatch => "dpop_htu_mismatch",
+        /// `iat` is absent or not a number of seconds.
+        ProofBadIat => "dpop_proof_bad_iat",
+        /// `iat` is older than `dpop.max_age`.
+        IatTooOld => "dpop_iat_too_old",
+        /// `iat` is further ahead than `dpop.max_future`.
+        IatInFuture => "dpop_iat_in_future",
+        /// `ath` is absent or not a string.
+        ProofBadAth => "dpop_proof_bad_ath",
+        /// `ath` is not the hash of the access token presented with the proof.
+        AthMismatch => "dpop_ath_mismatch",
+        /// The signature does not verify with the proof's own `jwk`.
+        ProofBadSignature => "dpop_proof_bad_signature",
+        /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+        JktMismatch => "dpop_jkt_mismatch",
+        /// This proof (`jti`, same key) was already used within its window.
+        Replayed => "dpop_proof_replayed",
+        /// The replay record has no room for the proof right now (its bucket is full of
+        /// unexpired proofs): refused rather than forget another proof.
+        ReplayFull => "dpop_replay_full",
+        /// The replay record cannot vouch for the proof right now (being created or repaired,
+        /// or a write race lost too often): refused rather than accepted unrecorded.
+        ReplayUnavailable => "dpop_replay_unavailable",
 
-    #[test]
-    fn reasons_are_unique_snake_case() {
-        let reasons: Vec<_> = JwtError::ALL.iter().map(|e| e.reason()).collect();
-        assert_reasons_unique_snake_case(&reasons);
+        // Server nonces (RFC 9449 §9): answered with `use_dpop_nonce` and a fresh nonce.
+        /// The provider wants nonces and the proof has none.
+        NonceMissing => "dpop_nonce_missing",
+        /// The proof's `nonce` is not one this Envoy issued in the current or the previous step.
+        NonceInvalid => "dpop_nonce_invalid",
+        /// The provider wants nonces and no nonce secret is available yet (not the client's fault).
+        NonceUnavailable => "dpop_nonce_unavailable",
+
+        // The token's `cnf` and certificate binding (RFC 8705 §3).
+        /// `cnf` is not an object, or its `jkt` / `x5t#S256` is not a base64url SHA-256 digest.
+        CnfMalformed => "cnf_malformed",
+        /// `cnf` binds the token by a method this filter does not check (`jwk`, `kid`, ...):
+        /// it must not pass as if unbound.
+        CnfUnsupported => "cnf_unsupported_method",
+        /// A certificate-bound token over a connection without a client certificate.
+        CertificateMissing => "cnf_certificate_missing",
+        /// A certificate-bound token over a connection with another client certificate.
+        CertificateMismatch => "cnf_certificate_mismatch",
+        /// `certificate_bound.mode` is `required` and the token has no `cnf.x5t#S256`.
+        CertificateUnbound => "cnf_certificate_unbound",
     }
 }
+
+impl BindingError {
+    /// Every metric category, in a stable order.
+    pub const CATEGORIES: [&'static str; 6] =
+        ["dpop_binding", "dpop_proof", "dpop_replayed", "dpop_replay_unavailable", "dpop_nonce", "cnf"];
+
+    /// The coarse class, for metric names.
+    pub fn category(self) -> &'static str {
+        use BindingError::*;
+        match self {
+            BothSchemes | NotAccepted | BearerNotAllowed | Downgrade | TokenUnbound => "dpop_binding",
+            Replayed => "dpop_replayed",
+            ReplayFull | ReplayUnavailable => "dpop_replay_unavailable",
+            NonceMissing | NonceInvalid | NonceUnavailable => "dpop_nonce",
+            CnfMalformed | CnfUnsupported | CertificateMissing | CertificateMismatch | CertificateUnbound => {
+                "cnf"
+            }
+            _ => "dpop_proof",
+        }
+    }
+}
+
+impl std::error::Error for BindingError {}
 
 /// Why a request (not one token) failed authentication: what the requirement evaluation and the
 /// HTTP filter answer with. Token failures are wrapped; the others happen before or around a token.
@@ -214,6 +309,8 @@ pub enum AuthnError {
     MalformedLocation,
     /// A token was found and refused.
     Jwt(JwtError),
+    /// A token verified, and its sender constraint (DPoP proof, client certificate) was not met.
+    Binding(BindingError),
     /// The provider has no usable keys right now (fetch failing, or still starting): not the client's fault.
     KeysUnavailable,
     /// The route names a requirement `requirement_map` does not have (a configuration error).
@@ -227,8 +324,8 @@ pub enum AuthnError {
 }
 
 impl AuthnError {
-    /// Every metric category, in a stable order.
-    pub const CATEGORIES: [&'static str; 14] = [
+    /// Every metric category, in a stable order (the last six are [`BindingError::CATEGORIES`]).
+    pub const CATEGORIES: [&'static str; 20] = [
         "missing",
         "malformed",
         "alg_not_allowed",
@@ -243,6 +340,12 @@ impl AuthnError {
         "insufficient_scope",
         "keys_unavailable",
         "route",
+        "dpop_binding",
+        "dpop_proof",
+        "dpop_replayed",
+        "dpop_replay_unavailable",
+        "dpop_nonce",
+        "cnf",
     ];
 
     /// The coarse class, for metric names (see [`JwtError::category`]).
@@ -251,6 +354,7 @@ impl AuthnError {
             AuthnError::Missing => "missing",
             AuthnError::RepeatedLocation | AuthnError::MalformedLocation => "malformed",
             AuthnError::Jwt(e) => e.category(),
+            AuthnError::Binding(e) => e.category(),
             AuthnError::KeysUnavailable => "keys_unavailable",
             AuthnError::UnknownRequirement | AuthnError::BadRouteMetadata | AuthnError::OutputHeaderSent => {
                 "route"
@@ -264,6 +368,7 @@ impl AuthnError {
             AuthnError::RepeatedLocation => "jwt_location_repeated",
             AuthnError::MalformedLocation => "jwt_location_malformed",
             AuthnError::Jwt(e) => e.reason(),
+            AuthnError::Binding(e) => e.reason(),
             AuthnError::KeysUnavailable => "jwks_unavailable",
             AuthnError::UnknownRequirement => "route_unknown_requirement",
             AuthnError::BadRouteMetadata => "route_metadata_invalid",
@@ -281,5 +386,36 @@ impl fmt::Display for AuthnError {
 impl From<JwtError> for AuthnError {
     fn from(e: JwtError) -> Self {
         AuthnError::Jwt(e)
+    }
+}
+
+impl From<BindingError> for AuthnError {
+    fn from(e: BindingError) -> Self {
+        AuthnError::Binding(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_category_is_listed() {
+        let binding = BindingError::ALL.iter().copied().map(AuthnError::Binding);
+        for e in JwtError::ALL.iter().copied().map(AuthnError::Jwt).chain(binding).chain([
+            AuthnError::Missing,
+            AuthnError::RepeatedLocation,
+            AuthnError::MalformedLocation,
+            AuthnError::KeysUnavailable,
+        ]) {
+            assert!(AuthnError::CATEGORIES.contains(&e.category()), "{e}");
+        }
+        assert_eq!(AuthnError::CATEGORIES[14..], BindingError::CATEGORIES);
+    }
+
+    #[test]
+    fn reasons_are_unique_snake_case() {
+        let reasons: Vec<_> = JwtError::ALL.iter().map(|e| e.reason()).collect();
+        assert_reasons_unique_snake_case(&reasons);
     }
 }

@@ -13,9 +13,13 @@
 //! - a token is one or more base64url characters and dots (the JWS compact form's alphabet); the
 //!   token decoder checks the structure;
 //! - a value longer than `max_token_bytes` is refused before it is decoded or copied.
+//!
+//! A provider with DPoP on (`TokenLocations::dpop`) also reads `Authorization: DPoP <token>`
+//! (RFC 9449 §7.1), by the same rules as a `Bearer` header. A request with a DPoP credential and
+//! any other token for the provider is malformed (§7.2: `dpop_bearer_and_dpop`, answered 400).
 
 use crate::config::{HeaderLocation, TokenLocations, is_blank, is_tchar};
-use crate::error::{AuthnError, JwtError};
+use crate::error::{AuthnError, BindingError, JwtError};
 
 /// Where a token was found, by configured name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub enum Location {
     Header(String),
     Param(String),
     Cookie(String),
+    /// `Authorization: DPoP <token>`, for a provider with DPoP on.
+    Dpop,
 }
 
 /// A token candidate, not yet verified.
@@ -43,6 +49,11 @@ pub fn extract(
 ) -> Result<Vec<FoundToken>, AuthnError> {
     let max = locations.max_token_bytes;
     let mut found = Vec::new();
+    if locations.dpop
+        && let Some(token) = dpop_credential(headers, max)?
+    {
+        found.push(FoundToken { token, location: Location::Dpop });
+    }
     for location in &locations.headers {
         if let Some(token) = from_header(location, headers, max)? {
             found.push(FoundToken { token, location: Location::Header(location.name.clone()) });
@@ -59,7 +70,54 @@ pub fn extract(
             found.push(FoundToken { token, location: Location::Cookie(name.clone()) });
         }
     }
+    if found.len() > 1 && found.first().is_some_and(|t| t.location == Location::Dpop) {
+        return Err(AuthnError::Binding(BindingError::BothSchemes));
+    }
     Ok(found)
+}
+
+/// Whether the request presents a DPoP credential (an `Authorization` header of the `DPoP`
+/// scheme, well formed or not): a refusal is then challenged as DPoP.
+pub fn has_dpop_credential(headers: &[(&str, &str)]) -> bool {
+    headers.iter().any(|(name, value)| {
+        let scheme = value.split([' ', '\t']).next().unwrap_or_default();
+        name.eq_ignore_ascii_case("authorization") && scheme.eq_ignore_ascii_case("DPoP")
+    })
+}
+
+/// The DPoP credential, if any. Beside it, another `Authorization` credential is a second one:
+/// a `Bearer` one makes the request malformed (RFC 9449 §7.2), any other repeats the header
+/// (refused, as for any token header). Credentials are looked for in every `Authorization` value
+/// and in each comma-separated part of one (Envoy joins a repeated header into one value with
+/// commas; a token never holds one).
+fn dpop_credential(
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
+    max: usize,
+) -> Result<Option<String>, AuthnError> {
+    let (mut dpop, mut others, mut bearer, mut empty) = (None, 0, false, false);
+    let values = headers.iter().filter(|(n, _)| n.as_ref().eq_ignore_ascii_case("authorization"));
+    let credentials = values.flat_map(|(_, v)| v.as_ref().split(',')).map(|c| c.trim_matches(is_blank));
+    for credential in credentials {
+        if credential.is_empty() {
+            empty = true;
+            continue;
+        }
+        match after_scheme(credential, "DPoP", true)? {
+            Some(_) if dpop.is_some() => return Err(AuthnError::RepeatedLocation),
+            Some(token) => dpop = Some(token),
+            None => {
+                others += 1;
+                bearer |= after_scheme(credential, "Bearer", true).is_ok_and(|t| t.is_some());
+            }
+        }
+    }
+    let Some(token) = dpop else { return Ok(None) };
+    match (bearer, others, empty) {
+        (true, _, _) => Err(AuthnError::Binding(BindingError::BothSchemes)),
+        (false, 0, false) => checked_token(token.as_bytes(), max).map(Some),
+        (false, 0, true) => Err(AuthnError::MalformedLocation),
+        (false, _, _) => Err(AuthnError::RepeatedLocation),
+    }
 }
 
 fn from_header(
@@ -75,12 +133,17 @@ fn from_header(
     if values.next().is_some() {
         return Err(AuthnError::RepeatedLocation);
     }
-    after_scheme(value, location)?.map(|token| checked_token(token.as_bytes(), max)).transpose()
+    let (scheme, space_required) = location.scheme();
+    after_scheme(value, scheme, space_required)?.map(|token| checked_token(token.as_bytes(), max)).transpose()
 }
 
-/// The part of `value` after the location's scheme; `None` when the value has another scheme.
-fn after_scheme<'v>(value: &'v str, location: &HeaderLocation) -> Result<Option<&'v str>, AuthnError> {
-    let (scheme, space_required) = location.scheme();
+/// The part of `value` after `scheme` (and the blanks that must follow it when `space_required`);
+/// `None` when the value has another scheme.
+fn after_scheme<'v>(
+    value: &'v str,
+    scheme: &str,
+    space_required: bool,
+) -> Result<Option<&'v str>, AuthnError> {
     if scheme.is_empty() {
         // No prefix configured: the whole value is the token.
         return Ok(Some(value));
@@ -241,6 +304,7 @@ mod tests {
             params: params.iter().map(|p| (*p).into()).collect(),
             cookies: cookies.iter().map(|c| (*c).into()).collect(),
             max_token_bytes: 64,
+            dpop: false,
         }
     }
 
@@ -299,6 +363,49 @@ mod tests {
             let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(tokens(extract(locs, &headers(&list), "/")), expected, "{list:?}");
         }
+    }
+
+    /// Tokens found, with where.
+    type Found = Result<Vec<(String, Location)>, AuthnError>;
+    type Header = (&'static str, &'static str);
+
+    #[test]
+    fn dpop_credentials() {
+        use AuthnError::{MalformedLocation as Malformed, RepeatedLocation as Repeated};
+        let both = Err(AuthnError::Binding(BindingError::BothSchemes));
+        let dpop =
+            TokenLocations { dpop: true, ..locations(&[("authorization", "Bearer ")], &["t"], &["s"]) };
+        let dpop_only = |token: &str| Ok(vec![(token.to_owned(), Location::Dpop)]);
+        #[rustfmt::skip]
+        let cases: Vec<(Vec<Header>, &str, Found)> = vec![
+            (vec![("authorization", "DPoP a.b.c")], "/", dpop_only("a.b.c")),
+            (vec![("Authorization", "dpop a.b.c")], "/", dpop_only("a.b.c")),
+            (vec![("authorization", "DPOP   a.b.c"), ("dpop", "x.y.z")], "/", dpop_only("a.b.c")),
+            (vec![("authorization", "Bearer a.b.c")], "/", Ok(vec![("a.b.c".into(), Location::Header("authorization".into()))])),
+            (vec![("authorization", "DPoPx a.b.c")], "/", Ok(vec![])),
+            (vec![("authorization", "DPoP")], "/", Err(Malformed)),
+            (vec![("authorization", "DPoP a b")], "/", Err(Malformed)),
+            (vec![("authorization", "DPoP a.b.c,DPoP a.b.c")], "/", Err(Repeated)),
+            (vec![("authorization", "DPoP a.b.c, Basic x")], "/", Err(Repeated)),
+            (vec![("authorization", "DPoP a.b.c,")], "/", Err(Malformed)),
+            (vec![("authorization", "DPoP a.b.c"), ("authorization", "DPoP a.b.c")], "/", Err(Repeated)),
+            (vec![("authorization", "DPoP a.b.c"), ("authorization", "Basic dXNlcjpwdw==")], "/", Err(Repeated)),
+            // RFC 9449 §7.2: a DPoP credential and a Bearer one, wherever the Bearer one is.
+            (vec![("authorization", "Bearer d.e.f"), ("authorization", "DPoP a.b.c")], "/", both.clone()),
+            // ... also joined into one value, as Envoy passes a repeated header on.
+            (vec![("authorization", "DPoP a.b.c,Bearer d.e.f")], "/", both.clone()),
+            (vec![("authorization", "Bearer d.e.f, DPoP a.b.c")], "/", both.clone()),
+            (vec![("authorization", "DPoP a.b.c")], "/p?t=d.e.f", both.clone()),
+            (vec![("authorization", "DPoP a.b.c"), ("cookie", "s=d.e.f")], "/", both),
+        ];
+        for (list, path, expected) in cases {
+            let found = extract(&dpop, &headers(&list), path);
+            let found = found.map(|f| f.into_iter().map(|t| (t.token, t.location)).collect::<Vec<_>>());
+            assert_eq!(found, expected, "{list:?} {path}");
+        }
+        // A provider without DPoP does not see the credential (as before this existed).
+        let off = TokenLocations { dpop: false, ..dpop.clone() };
+        assert_eq!(tokens(extract(&off, &headers(&[("authorization", "DPoP a.b.c")]), "/")), Ok(vec![]));
     }
 
     #[test]

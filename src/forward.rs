@@ -17,6 +17,8 @@ pub struct Mutations {
     pub set: Vec<(String, String)>,
     /// Filter-state entries (`identity`), written after the headers.
     pub filter_state: Entries,
+    /// Headers added to the upstream's answer (`DPoP-Nonce` when a new nonce is offered).
+    pub response: Vec<(&'static str, String)>,
 }
 
 impl Mutations {
@@ -57,6 +59,8 @@ fn strip(location: &Location, headers: &[(&str, &str)], m: &mut Mutations) {
     };
     match location {
         Location::Header(name) => m.remove.push(name.clone()),
+        // The proof goes with the token it was made for: without it, nobody upstream can use it.
+        Location::Dpop => m.remove.extend(["authorization".to_owned(), "dpop".to_owned()]),
         Location::Param(name) => {
             let path = m.current(":path").map_or_else(|| original(":path"), str::to_owned);
             m.set.push((":path".to_owned(), extract::strip_param(&path, name)));
@@ -109,10 +113,12 @@ mod tests {
             Location::Param("t2".into()),
             Location::Cookie("session".into()),
             Location::Cookie("s2".into()),
+            Location::Dpop,
         ] {
             strip(&location, &headers, &mut m);
         }
         assert!(m.remove.contains(&"authorization".to_owned()) && m.remove.contains(&"cookie".to_owned()));
+        assert!(m.remove.contains(&"dpop".to_owned()));
         assert_eq!(m.current(":path"), Some("/p?x=1"));
         assert_eq!(m.current("cookie"), Some("a=1; other=2"));
         assert_eq!(m.set.iter().filter(|(n, _)| n == "cookie").count(), 1);

@@ -85,6 +85,13 @@ pub fn key_imported(answer: &Answer) -> bool {
     !answer.result && answer.error != KEY_NOT_IMPORTED
 }
 
+/// Whether the host refused a verification because it could not import the key (not because the
+/// signature is bad): then Rust must decide. A key a key set holds was checked when the set was
+/// adopted (`key_check_arguments`); a DPoP proof's key arrives with its request and was not.
+pub fn key_not_imported(answer: &Answer) -> bool {
+    !answer.result && answer.error == KEY_NOT_IMPORTED
+}
+
 /// `VerifySignatureArguments` with fields 1 to 4.
 fn encode_arguments(hash: &str, spki: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
     let fields: [(u64, &[u8]); 4] = [(1, hash.as_bytes()), (2, spki), (3, signature), (4, text)];
@@ -415,6 +422,9 @@ mod tests {
         assert!(key_imported(&answer(false, "Failed to verify digest. Error code: 0")));
         assert!(!key_imported(&answer(false, KEY_NOT_IMPORTED)));
         assert!(!key_imported(&answer(true, "")), "a host that accepts the dummy is not trusted");
+        assert!(key_not_imported(&answer(false, KEY_NOT_IMPORTED)));
+        assert!(!key_not_imported(&answer(false, "Failed to verify digest. Error code: 0")));
+        assert!(!key_not_imported(&answer(true, KEY_NOT_IMPORTED)), "an acceptance is the host's verdict");
     }
 
     #[test]

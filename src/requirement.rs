@@ -204,6 +204,7 @@ impl<'r> Evaluation<'r, '_> {
             }
             Location::Param(name) => readers.iter().any(|l| l.params.contains(name)),
             Location::Cookie(name) => readers.iter().any(|l| l.cookies.contains(name)),
+            Location::Dpop => readers.iter().any(|l| l.dpop),
         }
     }
 }

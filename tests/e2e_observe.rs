@@ -31,7 +31,7 @@ const OUTPUT_HEADERS: [&str; 8] = [
 
 /// Request-level metrics after the prefix, then per provider after `provider.<name>.` (the
 /// gauge `jwks_age_seconds` last). These names are an interface: dashboards and alerts use them.
-const CATEGORIES: [&str; 14] = [
+const CATEGORIES: [&str; 20] = [
     "missing",
     "malformed",
     "alg_not_allowed",
@@ -46,6 +46,12 @@ const CATEGORIES: [&str; 14] = [
     "insufficient_scope",
     "keys_unavailable",
     "route",
+    "dpop_binding",
+    "dpop_proof",
+    "dpop_replayed",
+    "dpop_replay_unavailable",
+    "dpop_nonce",
+    "cnf",
 ];
 const REQUEST_METRICS: [&str; 3] = ["allowed", "report.allowed", "cors_preflight_bypassed"];
 const PROVIDER_METRICS: [&str; 10] = [

@@ -10,22 +10,14 @@
 
 mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use support::config::{EnvoyConfig, Filter};
-use support::envoy::{Envoy, TempDir, terminate};
-use support::servers::{EchoUpstream, free_private_port};
+use support::envoy::Envoy;
+use support::oidc::{ISSUER, OidcProvider, ProviderSetup, TLS_HOST, part, unix_now};
+use support::servers::EchoUpstream;
 use support::{http, upstream_headers};
 
-/// The provider's issuer; its host is the TLS name (SNI, certificate) and never resolves: Envoy's
-/// cluster points at 127.0.0.1.
-const ISSUER: &str = "https://idp.oidc.test";
-const TLS_HOST: &str = "idp.oidc.test";
 const PROVIDER: &str = "oidc";
 /// The algorithms a resource server each signs its access tokens with.
 const ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
@@ -38,196 +30,22 @@ const SHORT_TTL: u64 = 5;
 const SKEW: u64 = 1;
 /// Time for every worker to adopt keys another one fetched (workers look every 100 ms).
 const TICKS: Duration = Duration::from_millis(250);
-/// How long the provider may take to start (Node loads oidc-provider; the machine is shared).
-const PROVIDER_START: Duration = Duration::from_secs(30);
 
 fn api(alg: &str) -> String {
     format!("https://api.oidc.test/{alg}")
 }
 
-/// Node, the installed provider and openssl; `None` after saying which is missing (the test
-/// skips; fails with CI=true).
-fn require_tools() -> Option<PathBuf> {
-    let runs = |tool: &str, arg: &str| Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
-    let dir = support::crate_root().join("tests/oidc-provider");
-    let found = if !runs("node", "--version") {
-        Err("no `node` on PATH (the interop test runs oidc-provider on Node)".to_string())
-    } else if !dir.join("node_modules/oidc-provider/package.json").is_file() {
-        Err(format!("oidc-provider is not installed in {}: run `make oidc-provider`", dir.display()))
-    } else if !runs("openssl", "version") {
-        Err("no `openssl` on PATH (the interop test makes its TLS certificates with it)".to_string())
-    } else {
-        Ok(dir)
-    };
-    support::available(found)
-}
-
-/// Runs openssl with these arguments (split at spaces) in `dir`; panics with its output when it
-/// fails.
-fn openssl(dir: &Path, args: &str) {
-    let out = Command::new("openssl").args(args.split(' ')).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A test CA (`ca.pem`) and a certificate it signed for `TLS_HOST` (`idp.pem`, key `idp.key`),
-/// valid for a day, in `dir`.
-fn make_certificates(dir: &Path) {
-    let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    let ca_exts = "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign";
-    openssl(
-        dir,
-        &format!("req -x509 -days 1 -subj /CN=test-CA {new_key} {ca_exts} -keyout ca.key -out ca.pem"),
-    );
-    openssl(dir, &format!("req -subj /CN={TLS_HOST} {new_key} -keyout idp.key -out idp.csr"));
-    let exts =
-        format!("subjectAltName=DNS:{TLS_HOST}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
-    fs::write(dir.join("idp.ext"), exts).expect("write idp.ext");
-    let sign = "x509 -req -in idp.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile idp.ext";
-    openssl(dir, &format!("{sign} -out idp.pem"));
-}
-
-/// One run of `tests/oidc-provider/provider.mjs` (see its header for what it serves).
-struct OidcProvider {
-    child: Child,
-    /// Its plain HTTP port, for the test's token requests.
-    http_port: u16,
-    stderr: PathBuf,
-}
-
-/// What every run of the provider in a test shares: its files, its TLS port, its resource servers.
-struct ProviderSetup {
-    script_dir: PathBuf,
-    dir: TempDir,
-    tls_port: u16,
-    resources: Value,
-    runs: usize,
-}
-
-impl ProviderSetup {
-    /// `new`, when Node, the provider, openssl, Envoy and the module are all there; else `None`
-    /// after saying which is missing (the test skips; fails with CI=true).
-    fn prepare() -> Option<ProviderSetup> {
-        let script_dir = require_tools()?;
-        support::require_envoy()?;
-        support::require_wasm()?;
-        Some(ProviderSetup::new(script_dir))
+/// The provider with one resource server per `ALGS` entry, plus `SHORT_API` (ES256, `SHORT_TTL`)
+/// and `OTHER_API`; `None` when a tool is missing (the test skips).
+fn prepare() -> Option<ProviderSetup> {
+    let mut resources = json!({
+        SHORT_API: {"alg": "ES256", "ttl": SHORT_TTL},
+        OTHER_API: {"alg": "RS256", "ttl": 300},
+    });
+    for alg in ALGS {
+        resources[api(alg)] = json!({"alg": alg, "ttl": 300});
     }
-
-    /// Certificates in a new temporary directory, a TLS port kept free for every run, and one
-    /// resource server per `ALGS` entry, plus `SHORT_API` (ES256, `SHORT_TTL`) and `OTHER_API`.
-    fn new(script_dir: PathBuf) -> ProviderSetup {
-        let dir = TempDir::new("oidc");
-        make_certificates(dir.path());
-        let mut resources = json!({
-            SHORT_API: {"alg": "ES256", "ttl": SHORT_TTL},
-            OTHER_API: {"alg": "RS256", "ttl": 300},
-        });
-        for alg in ALGS {
-            resources[api(alg)] = json!({"alg": alg, "ttl": 300});
-        }
-        let tls_port = free_private_port().expect("a free port for the provider");
-        ProviderSetup { script_dir, dir, tls_port, resources, runs: 0 }
-    }
-
-    /// Starts the provider publishing `keys` (kids, in JWKS order: the first that fits an alg
-    /// signs) and waits until it listens.
-    fn start(&mut self, keys: &[&str]) -> OidcProvider {
-        self.runs += 1;
-        let file = |name: &str| self.dir.path().join(name);
-        let (stdout, stderr) =
-            (file(&format!("provider-{}.out", self.runs)), file(&format!("provider-{}.err", self.runs)));
-        let child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&self.script_dir)
-            .env("OIDC_ISSUER", ISSUER)
-            .env("OIDC_TLS_CERT", file("idp.pem"))
-            .env("OIDC_TLS_KEY", file("idp.key"))
-            .env("OIDC_TLS_PORT", self.tls_port.to_string())
-            .env("OIDC_KEY_DIR", file("keys"))
-            .env("OIDC_KEYS", keys.join(","))
-            .env("OIDC_RESOURCES", self.resources.to_string())
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).expect("provider stdout"))
-            .stderr(fs::File::create(&stderr).expect("provider stderr"))
-            .spawn()
-            .expect("node runs");
-        let mut provider = OidcProvider { child, http_port: 0, stderr };
-        let ready = support::wait_until(PROVIDER_START, || {
-            let line = fs::read_to_string(&stdout).unwrap_or_default();
-            let port = serde_json::from_str::<Value>(line.trim()).ok().and_then(|v| v["http_port"].as_u64());
-            provider.http_port = port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-            provider.http_port != 0 || !matches!(provider.child.try_wait(), Ok(None))
-        });
-        assert!(ready && provider.http_port != 0, "the provider did not start:\n{}", provider.log());
-        provider
-    }
-}
-
-impl OidcProvider {
-    /// An access token from the token endpoint for `resource`, with `scope`.
-    fn token(&self, resource: &str, scope: &str) -> String {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", "interop"),
-            ("client_secret", "interop-secret"),
-            ("resource", resource),
-            ("scope", scope),
-        ];
-        let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
-        let headers = [("content-type", "application/x-www-form-urlencoded")];
-        let r = http::request_with_body(
-            self.http_port,
-            "POST",
-            "/token",
-            &headers,
-            Some(body.join("&").as_bytes()),
-        )
-        .unwrap_or_else(|e| panic!("token request: {e}\n{}", self.log()));
-        assert_eq!(r.status, 200, "token request for {resource}: {}", r.body);
-        r.json()["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {}", r.body)).to_string()
-    }
-
-    /// Its stderr: oidc-provider's warnings, `tls handshake sni=NAME` per TLS handshake and
-    /// `request METHOD PATH over http(s)` per request.
-    fn log(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Stops it and waits for the exit, so the TLS port is free again.
-    fn stop(&mut self) {
-        terminate(&mut self.child);
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("--- provider log ---\n{}", self.log());
-        }
-    }
-}
-
-/// `application/x-www-form-urlencoded` for a value: unreserved characters as they are, every
-/// other byte percent-encoded.
-fn form_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A token's header or payload (`part` 0 or 1) as JSON.
-fn part(token: &str, index: usize) -> Value {
-    let segment = token.split('.').nth(index).expect("a compact JWS");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("JSON")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
+    ProviderSetup::prepare(resources)
 }
 
 /// The filter's policy: the provider's keys by discovery through the TLS cluster `idp`, every
@@ -261,7 +79,7 @@ impl Gateway {
     fn start(setup: &ProviderSetup) -> Gateway {
         let upstream = EchoUpstream::new();
         let config = EnvoyConfig::new(policy(), setup.tls_port, upstream.port())
-            .idp_tls(TLS_HOST, &setup.dir.path().join("ca.pem"));
+            .idp_tls(TLS_HOST, &setup.file("ca.pem"));
         let envoy = Envoy::start(&config.yaml(Filter::Wasm), 2);
         Gateway { envoy, _upstream: upstream }
     }
@@ -284,7 +102,7 @@ fn assert_refused(r: &http::Response, status: u16, reason: &str, what: &str) {
 
 #[test]
 fn real_provider_tokens_through_discovery_over_tls() {
-    let Some(mut setup) = ProviderSetup::prepare() else { return };
+    let Some(mut setup) = prepare() else { return };
     let started = Instant::now();
     let provider = setup.start(&["rsa-1", "p256-1", "p384-1", "ed25519-1"]);
     let gateway = Gateway::start(&setup);
@@ -357,7 +175,7 @@ fn rotate(
 
 #[test]
 fn real_provider_key_rotation_by_restart() {
-    let Some(mut setup) = ProviderSetup::prepare() else { return };
+    let Some(mut setup) = prepare() else { return };
     let started = Instant::now();
     let mut provider = setup.start(&["rsa-1"]);
     let gateway = Gateway::start(&setup);

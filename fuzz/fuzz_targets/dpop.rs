@@ -11,7 +11,8 @@ use jwt_authn_wasm::binding::BindingError;
 use jwt_authn_wasm::claims::NumericDate;
 use jwt_authn_wasm::config::{BindingMode, DpopConfig};
 use jwt_authn_wasm::crypto::RustCrypto;
-use jwt_authn_wasm::shared_record::{MemStore, NAMESPACE, Store};
+use jwt_authn_wasm::namespace::NAMESPACE;
+use jwt_authn_wasm::shared_record::{MemStore, Store};
 use jwt_authn_wasm::uri::HttpUri;
 use libfuzzer_sys::fuzz_target;
 

@@ -24,10 +24,11 @@ fn check_provider(provider: &Provider, path: &str, headers: &[(String, String)])
             assert!(!t.is_empty() && t.len() <= locations.max_token_bytes, "{token:?}");
             assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{token:?}");
             let _ = verify::decode(t, &provider.policy, &provider.policy.audiences, NOW);
-            let name = match &token.location {
-                Location::Header(n) | Location::Param(n) | Location::Cookie(n) => n,
-            };
-            assert!(!name.is_empty());
+            match &token.location {
+                Location::Header(n) | Location::Param(n) | Location::Cookie(n) => assert!(!n.is_empty()),
+                // Only for a provider with DPoP on, and then alone (a second token refuses).
+                Location::Dpop => assert!(locations.dpop && found.len() == 1, "{found:?}"),
+            }
         }
     }
     for name in &locations.params {
@@ -36,6 +37,7 @@ fn check_provider(provider: &Provider, path: &str, headers: &[(String, String)])
             headers: vec![],
             params: vec![name.clone()],
             cookies: vec![],
+            dpop: false,
             ..locations.clone()
         };
         assert_eq!(
@@ -59,6 +61,7 @@ fn check_provider(provider: &Provider, path: &str, headers: &[(String, String)])
             headers: vec![],
             params: vec![],
             cookies: vec![name.clone()],
+            dpop: false,
             ..locations.clone()
         };
         assert_eq!(extract::extract(&only, &stripped, ""), Ok(vec![]), "{name} left in {stripped:?}");

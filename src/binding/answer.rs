@@ -11,18 +11,22 @@
 //!   (`invalid_request`). A request without credentials gets the bare challenges.
 //! - `strip` (jwt_authn's `strip_failure_response`) leaves out the description and the body.
 //!
-//! The shell adds these headers to its answer (and exposes `WWW-Authenticate` and `DPoP-Nonce`
-//! to CORS); this module only says what they hold.
+//! Every answer also exposes `WWW-Authenticate` and `DPoP-Nonce` to CORS
+//! (`Access-Control-Expose-Headers`), so a browser client can read its challenge and nonce.
 
 use super::decide::Scheme;
 use super::{BindingError, ErrorCode};
 use crate::config::{BindingMode, DpopConfig};
+use crate::error::{AuthnError, JwtError};
+
+/// The header that lets a browser's script read the challenges and the nonce (CORS).
+pub const EXPOSE_HEADERS: (&str, &str) = ("access-control-expose-headers", "WWW-Authenticate, DPoP-Nonce");
 
 /// A local answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u32,
-    /// `www-authenticate` (one per challenge) and `dpop-nonce`, lower case.
+    /// `www-authenticate` (one per challenge), `dpop-nonce` and [`EXPOSE_HEADERS`], lower case.
     pub headers: Vec<(&'static str, String)>,
     /// The reason, or nothing when stripped.
     pub body: String,
@@ -74,14 +78,61 @@ pub fn refusal(
     nonce: Option<String>,
     strip: bool,
 ) -> Answer {
-    let reason = error.reason();
-    let failure = Failure { scheme, code: error.error_code(), reason };
-    let mut headers = challenges(dpop, realm, Some(&failure), strip);
+    let failure = Some((scheme, error.error_code()));
+    answer(error.status(), error.reason(), failure, dpop, realm, nonce, strip)
+}
+
+/// The answer to any refusal about the request's credentials by a provider whose challenges
+/// these are: a missing token (bare challenges), a token refused (`invalid_token`, or
+/// `insufficient_scope` for a claim or scope it lacks), a binding not met. `None` for the other
+/// failures (keys unavailable, routes, client-sent output headers), which keep their own answers.
+/// `status`: the status `authn` answers `error` with.
+pub fn for_failure(
+    error: AuthnError,
+    status: u32,
+    scheme: Scheme,
+    dpop: &DpopConfig,
+    realm: &str,
+    nonce: Option<String>,
+    strip: bool,
+) -> Option<Answer> {
+    let code = match error {
+        AuthnError::Missing => None,
+        AuthnError::Binding(e) => Some(e.error_code()),
+        AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
+            Some(ErrorCode::InsufficientScope)
+        }
+        AuthnError::RepeatedLocation | AuthnError::MalformedLocation | AuthnError::Jwt(_) => {
+            Some(ErrorCode::InvalidToken)
+        }
+        AuthnError::KeysUnavailable
+        | AuthnError::UnknownRequirement
+        | AuthnError::BadRouteMetadata
+        | AuthnError::OutputHeaderSent => return None,
+    };
+    let failure = code.map(|code| (scheme, code));
+    Some(answer(status, error.reason(), failure, dpop, realm, nonce, strip))
+}
+
+/// The answer: the challenges (the error on the one of `failure`'s scheme, none without a
+/// failure), the nonce, [`EXPOSE_HEADERS`], and the reason as the body unless `strip`.
+fn answer(
+    status: u32,
+    reason: &'static str,
+    failure: Option<(Scheme, ErrorCode)>,
+    dpop: &DpopConfig,
+    realm: &str,
+    nonce: Option<String>,
+    strip: bool,
+) -> Answer {
+    let failure = failure.map(|(scheme, code)| Failure { scheme, code, reason });
+    let mut headers = challenges(dpop, realm, failure.as_ref(), strip);
     if let Some(nonce) = nonce {
         headers.push(("dpop-nonce", nonce));
     }
+    headers.push((EXPOSE_HEADERS.0, EXPOSE_HEADERS.1.to_owned()));
     let body = if strip { String::new() } else { reason.to_owned() };
-    Answer { status: error.status(), headers, body, reason }
+    Answer { status, headers, body, reason }
 }
 
 fn challenge(
@@ -126,6 +177,9 @@ mod tests {
     fn values(headers: &[(&'static str, String)]) -> Vec<String> {
         headers.iter().map(|(name, value)| format!("{name}: {value}")).collect()
     }
+
+    /// What every answer ends with.
+    const EXPOSED: &str = "access-control-expose-headers: WWW-Authenticate, DPoP-Nonce";
 
     #[test]
     fn no_credentials_get_every_accepted_scheme() {
@@ -181,7 +235,7 @@ mod tests {
                 (answer.status, answer.reason, answer.body.as_str()),
                 (status, error.reason(), error.reason())
             );
-            assert_eq!(values(&answer.headers), headers, "{error}");
+            assert_eq!(values(&answer.headers), [headers, vec![EXPOSED.to_owned()]].concat(), "{error}");
         }
     }
 
@@ -192,9 +246,12 @@ mod tests {
         assert_eq!(answer.body, "");
         assert_eq!(
             values(&answer.headers),
-            [format!(
-                "www-authenticate: DPoP realm=\"{REALM}\", error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA\""
-            )]
+            [
+                format!(
+                    "www-authenticate: DPoP realm=\"{REALM}\", error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA\""
+                ),
+                EXPOSED.to_owned()
+            ]
         );
     }
 
@@ -207,5 +264,50 @@ mod tests {
                 "www-authenticate: DPoP realm=\"{REALM}\", error=\"invalid_token\", error_description=\"jwt_expired\", algs=\"ES256 EdDSA\""
             )
         );
+    }
+
+    #[test]
+    fn every_credential_failure_of_a_dpop_provider() {
+        let bearer = format!("www-authenticate: Bearer realm=\"{REALM}\"");
+        let dpop_bare = format!("www-authenticate: DPoP realm=\"{REALM}\", algs=\"ES256 EdDSA\"");
+        let on_dpop = |code: &str, reason: &str| {
+            format!(
+                "www-authenticate: DPoP realm=\"{REALM}\", error=\"{code}\", error_description=\"{reason}\", algs=\"ES256 EdDSA\""
+            )
+        };
+        let run = |error, status, scheme| {
+            for_failure(error, status, scheme, &dpop(BindingMode::Allowed), REALM, Some("n".into()), false)
+                .map(|a| (a.status, values(&a.headers), a.body))
+        };
+        let nonce = "dpop-nonce: n".to_owned();
+        let with = |challenges: Vec<String>| [challenges, vec![nonce.clone(), EXPOSED.to_owned()]].concat();
+        // No credentials: both challenges, bare, and the nonce (it saves the client a round trip).
+        assert_eq!(
+            run(AuthnError::Missing, 401, Scheme::Bearer),
+            Some((401, with(vec![bearer.clone(), dpop_bare.clone()]), "jwt_missing".into()))
+        );
+        // A token refused on a DPoP credential is challenged as DPoP; a missing scope as such.
+        assert_eq!(
+            run(AuthnError::Jwt(JwtError::Expired), 401, Scheme::Dpop),
+            Some((
+                401,
+                with(vec![bearer.clone(), on_dpop("invalid_token", "jwt_expired")]),
+                "jwt_expired".into()
+            ))
+        );
+        let scope = AuthnError::Jwt(JwtError::InsufficientScope);
+        assert_eq!(
+            run(scope, 403, Scheme::Dpop).map(|(s, h, _)| (s, h)),
+            Some((403, with(vec![bearer.clone(), on_dpop("insufficient_scope", "jwt_insufficient_scope")])))
+        );
+        let replayed = AuthnError::Binding(BindingError::Replayed);
+        assert_eq!(
+            run(replayed, 401, Scheme::Dpop).map(|(_, h, _)| h),
+            Some(with(vec![bearer, on_dpop("invalid_dpop_proof", "dpop_proof_replayed")]))
+        );
+        for other in [AuthnError::KeysUnavailable, AuthnError::BadRouteMetadata, AuthnError::OutputHeaderSent]
+        {
+            assert_eq!(run(other, 503, Scheme::Dpop), None, "{other}");
+        }
     }
 }

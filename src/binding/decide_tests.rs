@@ -1,8 +1,7 @@
-//! The binding decision as a table, then the whole check of one DPoP request as phase 2 will run
-//! it: token claims, proof, decision, replay record, answer.
+//! The binding decision as a table, and the nonce rules in it (the whole check of one request, as
+//! `authn` runs it, is in `request_tests`).
 
 use super::*;
-use crate::binding::answer;
 use crate::binding::nonce::{KEY_BYTES, Nonces};
 use crate::binding::proof::{ProofRequest, verify_proof};
 use crate::binding::replay::{ReplayRecord, SEED_BYTES, SETTLE_MS};
@@ -170,53 +169,6 @@ fn nonces() {
     assert_eq!(run(None, Some(&nonces), NOW), Err(NonceMissing));
     assert_eq!(run(Some("made-up"), Some(&nonces), NOW), Err(NonceInvalid));
     assert_eq!(run(Some(&current), None, NOW), Err(NonceUnavailable), "no secret yet: never skip the check");
-}
-
-/// One DPoP request through everything phase 2 wires: proof, decision, replay record, answer;
-/// then the same request again (on another worker) and a stolen token with another key's proof.
-#[test]
-fn the_whole_check_of_a_dpop_request() {
-    let binding = binding(BindingMode::Required, BindingMode::Disabled);
-    let claims = claims(json!({"jkt": thumbprint_of(TestKey::Ed25519).to_b64()}));
-    let store = MemStore::default();
-    let workers =
-        [1u8, 2].map(|seed| ReplayRecord::new(&store, &[seed; SEED_BYTES], [("corp", &binding.dpop)]));
-    let now_ms = NOW as u64 * 1000;
-    workers[0].prepare(0, &|| now_ms - SETTLE_MS);
-    let target = HttpUri::parse(HTU);
-
-    let check = |proof: &str, worker: &ReplayRecord<&MemStore>| -> Result<Bound, BindingError> {
-        let request = ProofRequest {
-            headers: &[proof],
-            method: "GET",
-            target: target.as_ref(),
-            access_token: TOKEN,
-            now: NOW,
-        };
-        let outcome = verify_proof(&RustCrypto, &request, &binding.dpop);
-        let presented = Presented {
-            scheme: Scheme::Dpop,
-            both_schemes: false,
-            claims: &claims,
-            proof: Some(&outcome),
-            peer_certificate: None,
-            now: NOW,
-        };
-        let bound = decide(&binding, &presented, None)?;
-        let verified = outcome.as_ref().map_err(|e| *e)?;
-        worker.record(0, verified, &|| now_ms)?;
-        Ok(bound)
-    };
-    let genuine = proof(TestKey::Ed25519).sign();
-    let bound = check(&genuine, &workers[0]).unwrap();
-    assert_eq!(bound.jkt.map(|t| t.to_b64()), claims.all["cnf"]["jkt"].as_str().map(str::to_owned));
-    assert_eq!(check(&genuine, &workers[1]), Err(Replayed), "replayed on another worker");
-    assert_eq!(check(&proof(TestKey::P256A).sign(), &workers[1]), Err(JktMismatch), "a stolen token");
-
-    let answer =
-        answer::refusal(Replayed, Scheme::Dpop, &binding.dpop, "https://api.example/v1/items", None, false);
-    assert_eq!(answer.status, 401);
-    assert!(answer.headers[0].1.starts_with("DPoP realm=\"https://api.example/v1/items\", error=\"invalid_dpop_proof\", error_description=\"dpop_proof_replayed\", algs=\"RS256"));
 }
 
 /// Native timing of one DPoP request's whole check (proof with its signature, decision, replay

@@ -4,7 +4,6 @@
 #[path = "../../tests/support/mint.rs"]
 pub mod mint;
 
-use super::thumbprint::access_token_hash;
 use mint::{TestKey, Token};
 use serde_json::json;
 
@@ -18,12 +17,8 @@ pub const HTU: &str = "https://api.example/v1/items";
 /// A valid proof for `GET HTU` with `TOKEN` at `NOW`, signed by `key` with its default algorithm;
 /// tests change one member at a time.
 pub fn proof(key: TestKey) -> Token<'static> {
-    Token::new(key.default_alg(), key)
-        .header("typ", json!("dpop+jwt"))
+    mint::dpop_proof(key.key(), "GET", HTU, Some(TOKEN))
         .header("jwk", key.jwk("proof-key", None))
         .claim("jti", json!("5b8f7d1c-3a2e-4f60-9c1d-7e2a4b6c8d0f"))
-        .claim("htm", json!("GET"))
-        .claim("htu", json!(HTU))
         .claim("iat", json!(NOW))
-        .claim("ath", json!(access_token_hash(TOKEN).to_b64()))
 }

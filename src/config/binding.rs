@@ -99,28 +99,8 @@ impl Default for DpopConfig {
     }
 }
 
-/// A provider's `dpop` and `certificate_bound` blocks, refused while they would not be enforced.
+/// A provider's `dpop` and `certificate_bound` blocks.
 pub(super) fn parse_binding(o: &mut Obj) -> Result<TokenBinding> {
-    let binding = parse_blocks(o)?;
-    refuse_unenforced(&binding, o)?;
-    Ok(binding)
-}
-
-/// The request path does not check bindings yet (issue 17's second phase wires `crate::binding`
-/// into it): a block that turns one on is refused, since accepting it and not enforcing it would
-/// let in requests the operator asked to refuse. The wiring removes this.
-fn refuse_unenforced(binding: &TokenBinding, o: &Obj) -> Result<()> {
-    let why = "not enforced by this build yet: only \"disabled\" is accepted";
-    if binding.dpop.mode != BindingMode::Disabled {
-        return Err(error(format!("{}.mode", o.at("dpop")), why));
-    }
-    if binding.certificate != BindingMode::Disabled {
-        return Err(error(format!("{}.mode", o.at("certificate_bound")), why));
-    }
-    Ok(())
-}
-
-fn parse_blocks(o: &mut Obj) -> Result<TokenBinding> {
     let dpop = match o.obj("dpop")? {
         Some(d) => parse_dpop(d)?,
         None => DpopConfig::default(),
@@ -215,12 +195,11 @@ mod tests {
     use crate::alg::Algorithm;
     use serde_json::json;
 
-    /// The blocks as the provider `p` of the test documents would hold them, parsed (the guard
-    /// against unenforced settings has its own test).
+    /// The blocks as the provider `p` of the test documents would hold them, parsed.
     fn binding(block: &str, value: serde_json::Value) -> TokenBinding {
         let provider = json!({ block: value });
         let mut o = Obj::new(&provider, "providers.p".into()).unwrap();
-        parse_blocks(&mut o).unwrap()
+        parse_binding(&mut o).unwrap()
     }
 
     #[test]
@@ -232,17 +211,6 @@ mod tests {
         assert_eq!(p.binding.dpop.mode, BindingMode::Disabled);
         let off = with(P, "dpop", json!({"mode": "disabled", "max_age": "30s"}));
         assert_eq!(parse(&off).unwrap().providers[0].binding.dpop.max_age_seconds, 30);
-    }
-
-    #[test]
-    fn a_binding_this_build_does_not_enforce_is_refused() {
-        #[rustfmt::skip]
-        assert_refused(&[
-            (with(P, "dpop", json!({"mode": "allowed"})), "providers.p.dpop.mode", "not enforced by this build yet"),
-            (with(P, "dpop", json!({"mode": "required"})), "providers.p.dpop.mode", "not enforced"),
-            (with(P, "certificate_bound", json!({"mode": "allowed"})), "providers.p.certificate_bound.mode", "not enforced"),
-            (with(P, "certificate_bound", json!({"mode": "required"})), "providers.p.certificate_bound.mode", "not enforced"),
-        ]);
     }
 
     #[test]
@@ -287,6 +255,18 @@ mod tests {
             assert_eq!(b.enabled(), expected != BindingMode::Disabled);
             assert_eq!(b.dpop.mode, BindingMode::Disabled);
         }
+    }
+
+    #[test]
+    fn dpop_reads_the_dpop_scheme_itself() {
+        let dpop_header = json!([{"name": "authorization", "value_prefix": "dpop "}]);
+        let mut doc = with(P, "dpop", json!({"mode": "allowed"}));
+        assert!(parse(&doc).unwrap().providers[0].locations.dpop);
+        doc["providers"]["p"]["from_headers"] = dpop_header.clone();
+        assert_refused(&[(doc, "providers.p.from_headers[0]", "read by the provider's `dpop` block")]);
+        // Without DPoP on, such a location is an ordinary (bearer) location, as before.
+        let off = with(P, "from_headers", dpop_header);
+        assert!(!parse(&off).unwrap().providers[0].locations.dpop);
     }
 
     #[test]

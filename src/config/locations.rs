@@ -13,6 +13,8 @@ pub struct TokenLocations {
     pub cookies: Vec<String>,
     /// Longer values are refused before they are decoded or copied.
     pub max_token_bytes: usize,
+    /// Also `Authorization: DPoP <token>` (RFC 9449 §7.1): the provider's `dpop.mode` is on.
+    pub dpop: bool,
 }
 
 /// `from_headers` entry.
@@ -42,7 +44,9 @@ impl HeaderLocation {
     }
 }
 
-pub(super) fn parse_locations(o: &mut Obj, max_token_bytes: usize) -> Result<TokenLocations> {
+/// `dpop`: the provider reads `Authorization: DPoP` itself, so no `from_headers` entry may
+/// claim that scheme as a bearer location (one token would then be both kinds of credential).
+pub(super) fn parse_locations(o: &mut Obj, max_token_bytes: usize, dpop: bool) -> Result<TokenLocations> {
     let mut headers = Vec::new();
     for (path, value) in o.list("from_headers")? {
         let mut h = Obj::new(value, path.clone())?;
@@ -56,6 +60,9 @@ pub(super) fn parse_locations(o: &mut Obj, max_token_bytes: usize) -> Result<Tok
         if headers.iter().any(|l: &HeaderLocation| l.same_location(&location)) {
             return Err(error(path, "the same header location is listed twice"));
         }
+        if dpop && location.same_location(&dpop_location()) {
+            return Err(error(path, "`Authorization: DPoP` is read by the provider's `dpop` block"));
+        }
         headers.push(location);
     }
     let params = unique(o.str_list("from_params")?, &o.at("from_params"))?;
@@ -66,9 +73,15 @@ pub(super) fn parse_locations(o: &mut Obj, max_token_bytes: usize) -> Result<Tok
     if headers.is_empty() && params.is_empty() && cookies.is_empty() {
         // jwt_authn's defaults (RFC 6750 §2.1 and §2.3).
         headers.push(HeaderLocation { name: "authorization".into(), value_prefix: "Bearer ".into() });
-        return Ok(TokenLocations { headers, params: vec!["access_token".into()], cookies, max_token_bytes });
+        let params = vec!["access_token".into()];
+        return Ok(TokenLocations { headers, params, cookies, max_token_bytes, dpop });
     }
-    Ok(TokenLocations { headers, params, cookies, max_token_bytes })
+    Ok(TokenLocations { headers, params, cookies, max_token_bytes, dpop })
+}
+
+/// The header location of a DPoP credential (RFC 9449 §7.1).
+fn dpop_location() -> HeaderLocation {
+    HeaderLocation { name: "authorization".into(), value_prefix: "DPoP ".into() }
 }
 
 fn unique(items: Vec<String>, path: &str) -> Result<Vec<String>> {

@@ -18,7 +18,7 @@
 //! | JwtAuthentication  | output_headers_from_client             | extension: `remove` (default, as jwt_authn) or `reject` (400) a client's copy of a header this filter writes |
 //! | PerRouteConfig     | disabled, requirement_name             | implemented as route metadata `filter_metadata.jwt_authn_wasm` (see `route`), not `typed_per_filter_config` |
 //! | JwtProvider        | mode, required_claims, required_scopes, claim_to_filter_state | extensions of this filter |
-//! | JwtProvider        | dpop, certificate_bound                | extensions: sender-constrained tokens (see `binding`); turning one on is refused until the request path enforces it |
+//! | JwtProvider        | dpop, certificate_bound                | extensions: sender-constrained tokens (DPoP proofs, certificate-bound tokens; see `binding`); jwt_authn has no equivalent |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
@@ -356,6 +356,7 @@ mod tests {
                 params: vec!["access_token".into()],
                 cookies: vec!["session".into()],
                 max_token_bytes: 8192,
+                dpop: false,
             }
         );
         assert!(!corp.forward && !corp.pad_forward_payload_header);
@@ -455,6 +456,7 @@ mod tests {
                     params: vec!["access_token".into()],
                     cookies: vec![],
                     max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                    dpop: false,
                 }
             );
             assert!(!provider.forward && provider.forward_payload_header.is_none());

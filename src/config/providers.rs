@@ -3,7 +3,7 @@
 //! `jwt_cache_config` defaults; `dpop` and `certificate_bound` in `binding`). Where keys, tokens and output headers come from is parsed by the
 //! files named for them.
 
-use super::binding::{TokenBinding, parse_binding};
+use super::binding::{BindingMode, TokenBinding, parse_binding};
 use super::key_source::parse_key_source;
 use super::locations::{TokenLocations, parse_locations};
 use super::matchers::{StringMatcher, parse_string_matcher};
@@ -136,7 +136,8 @@ fn parse_provider(
         max_token_bytes,
     };
     let keys = parse_key_source(&mut o, policy.issuer.as_deref(), warnings)?;
-    let locations = parse_locations(&mut o, max_token_bytes)?;
+    let binding = parse_binding(&mut o)?;
+    let locations = parse_locations(&mut o, max_token_bytes, binding.dpop.mode != BindingMode::Disabled)?;
     let forward_payload_header = parse_forward_payload_header(&mut o)?;
     let provider = Provider {
         name: name.to_owned(),
@@ -153,7 +154,7 @@ fn parse_provider(
         required_claims: parse_required_claims(&mut o)?,
         required_scopes: parse_required_scopes(&mut o)?,
         identity: parse_metadata(&mut o)?,
-        binding: parse_binding(&mut o)?,
+        binding,
     };
     o.finish(&[PROVIDER_UNUSED, METADATA_UNUSED], warnings)?;
     Ok(provider)

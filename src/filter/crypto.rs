@@ -5,7 +5,9 @@
 //! Trust is earned once per VM at load: the built-in self-test must be answered right both ways
 //! (valid signatures accepted, forged ones refused), so neither a missing function nor a host that
 //! says `true` to everything is used. Each key is then checked once when its key set is adopted;
-//! a key the host cannot import is verified in Rust (see [`HostCrypto::prepare_keys`]).
+//! a key the host cannot import is verified in Rust (see [`HostCrypto::prepare_keys`]). A DPoP
+//! proof's key comes with its request, unchecked: when the host answers that it cannot import
+//! it, that proof is verified in Rust too, so no verdict depends on the backend.
 
 use super::host;
 use crate::alg::Algorithm;
@@ -118,6 +120,11 @@ impl HostCrypto {
         };
         match call(&args) {
             Ok(Answer { result: true, .. }) => (Ok(()), Route::Host),
+            // A key no key set held (a DPoP proof's own): the host's refusal to import it must
+            // not decide the verdict, which Rust gives as for any key the host cannot use.
+            Ok(answer) if hostcrypto::key_not_imported(&answer) => {
+                (RustCrypto.verify(alg, key, signing_input, signature), Route::Rust)
+            }
             Ok(_) => (Err(JwtError::BadSignature), Route::Host),
             Err(failure) => {
                 // The self-test passed, so this is the host failing now: Rust gives the same

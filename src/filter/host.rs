@@ -3,7 +3,7 @@
 
 use crate::headermap::{self, HeaderMap};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use proxy_wasm::types::{BufferType, LogLevel};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Host clock in Unix milliseconds (0 if the host cannot tell, which makes every token look old
@@ -93,6 +93,21 @@ pub fn set_request_header(name: &str, value: &str) {
     check("replace_header_map_value", status);
 }
 
+/// Adds a header to the answer on its way back (from `on_http_response_headers`).
+pub fn add_response_header(name: &str, value: &str) {
+    // SAFETY: pointers and lengths of live strings, read by the host during the call.
+    let status = unsafe {
+        abi::proxy_add_header_map_value(
+            RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("add_header_map_value", status);
+}
+
 pub fn send_response(status: u32, headers: &[(String, String)], body: &str) {
     let headers = headermap::serialize(headers);
     // SAFETY: pointers and lengths of live buffers, read by the host during the call; no details
@@ -127,9 +142,20 @@ pub fn property(path: &[u8]) -> Result<Option<Vec<u8>>, u32> {
     // buffer it allocated with this module's `proxy_on_memory_allocate` (the SDK's, a `Vec` of
     // exactly `size` bytes), which this takes ownership of once, as the SDK's own wrapper does.
     let status = unsafe { abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    // SAFETY: as above.
+    unsafe { returned(status, data, size) }
+}
+
+/// What a host call that returns bytes gave: the bytes (taken over), `None` for "not found", or
+/// the status it refused with.
+///
+/// # Safety
+/// `data` and `size` are what the host wrote on `status`: on success, null or a buffer of `size`
+/// bytes from this module's `proxy_on_memory_allocate`, owned by nobody else.
+unsafe fn returned(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>>, u32> {
     match status {
         0 if data.is_null() => Ok(Some(Vec::new())),
-        // SAFETY: as above.
+        // SAFETY: the caller's promise.
         0 => Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) })),
         NOT_FOUND => Ok(None),
         refused => Err(refused),
@@ -144,8 +170,12 @@ pub fn set_filter_state(name: &str, value: &str) {
     check("set_property", status);
 }
 
-/// proxy-wasm's `MapType::HttpRequestHeaders` and `StreamType::HttpRequest`.
+/// proxy-wasm's `MapType::HttpRequestHeaders` and `HttpResponseHeaders`, and `StreamType::HttpRequest`.
 const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+/// proxy-wasm's `MapType::HttpCallResponseHeaders` and `BufferType::HttpCallResponseBody`.
+const CALL_RESPONSE_HEADERS: u32 = 6;
+const CALL_RESPONSE_BODY: u32 = 4;
 const HTTP_REQUEST_STREAM: u32 = 0;
 /// proxy-wasm's `Status::NotFound`.
 const NOT_FOUND: u32 = 1;
@@ -162,6 +192,13 @@ mod abi {
     #[link(wasm_import_module = "env")]
     unsafe extern "C" {
         pub fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+        pub fn proxy_add_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub fn proxy_replace_header_map_value(
             map_type: u32,
             key_data: *const u8,
@@ -198,6 +235,20 @@ mod abi {
             return_map_data: *mut *mut u8,
             return_map_size: *mut usize,
         ) -> u32;
+        pub fn proxy_get_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_get_buffer_bytes(
+            buffer_type: u32,
+            start: usize,
+            max_size: usize,
+            return_buffer_data: *mut *mut u8,
+            return_buffer_size: *mut usize,
+        ) -> u32;
     }
 }
 
@@ -213,11 +264,25 @@ pub fn dispatch_get(cluster: &str, authority: &str, path: &str, timeout: Duratio
     hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout).ok()
 }
 
+// A fetch answer is read through the ABI directly: when the call failed without an answer (Envoy
+// 1.40 answers a JWKS larger than its buffer limit so), the host has no headers or body to give
+// and refuses with BadArgument, which the SDK's wrappers turn into a panic, killing the VM.
+
 /// A header of a fetch answer (read lossily, as `request_headers`: the IdP's bytes must not panic).
 pub fn call_response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name).ok().flatten().map(text)
+    let (mut data, mut size): (*mut u8, usize) = (std::ptr::null_mut(), 0);
+    // SAFETY: the name is a live buffer read during the call; the host writes the two locals.
+    let status = unsafe {
+        abi::proxy_get_header_map_value(CALL_RESPONSE_HEADERS, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    // SAFETY: what the host wrote on `status`.
+    unsafe { returned(status, data, size) }.ok().flatten().map(text)
 }
 
 pub fn call_response_body(max: usize) -> Option<Vec<u8>> {
-    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, max).ok().flatten()
+    let (mut data, mut size): (*mut u8, usize) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host writes the two locals.
+    let status = unsafe { abi::proxy_get_buffer_bytes(CALL_RESPONSE_BODY, 0, max, &mut data, &mut size) };
+    // SAFETY: what the host wrote on `status`.
+    unsafe { returned(status, data, size) }.ok().flatten()
 }

@@ -18,8 +18,8 @@ pub struct Http {
 
 /// What happened to a request after one decision.
 pub enum Outcome {
-    /// It may go on upstream.
-    Continue,
+    /// It may go on upstream; these headers go on its answer.
+    Continue(Vec<(&'static str, String)>),
     /// It was answered locally.
     Answered,
     /// It waits for keys, until the deadline given.
@@ -41,7 +41,7 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     match decision {
         Decision::Allow(mutations) => {
             apply(&mutations, &headers);
-            Outcome::Continue
+            Outcome::Continue(mutations.response)
         }
         Decision::Deny(reply) => {
             host::log(
@@ -141,12 +141,31 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         match process(vm, host::now_ms(), None) {
-            Outcome::Continue => Action::Continue,
+            Outcome::Continue(answer_headers) => {
+                vm.borrow_mut().answer_with(self.context_id, answer_headers);
+                Action::Continue
+            }
             Outcome::Answered => Action::Pause,
             Outcome::Wait(deadline) => {
                 vm.borrow_mut().held.push(Held { context_id: self.context_id, deadline });
                 Action::Pause
             }
         }
+    }
+
+    /// Adds what the decision asked for to the upstream's answer (`DPoP-Nonce`); nothing to do,
+    /// and no host call, for every other request.
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        // A local reply runs this from inside a host call, where the VM may be borrowed: such an
+        // answer has nothing to add.
+        let Some(Ok(mut vm)) = self.vm.as_ref().map(|vm| vm.try_borrow_mut()) else {
+            return Action::Continue;
+        };
+        let headers = vm.take_answer_headers(self.context_id);
+        drop(vm);
+        for (name, value) in headers {
+            host::add_response_header(name, &value);
+        }
+        Action::Continue
     }
 }

@@ -4,11 +4,13 @@
 //! compiled config, this VM's parsed key sets and its held requests. The root context (`root`)
 //! keeps the keys in step with shared data, fetches them when it holds the lease, and finishes held
 //! requests; each HTTP context (`http`) decides its request with `authn::decide`. Signatures are
-//! verified by the backend `crypto` selects at load (the host's, or pure Rust).
+//! verified by the backend `crypto` selects at load (the host's, or pure Rust). `binding` lends
+//! the checks of sender-constrained tokens their shared data and the client certificate.
 
 // Without the entry point (a test module that reuses `crypto`), the filter's contexts are unused.
 #![cfg_attr(not(feature = "entry-point"), allow(dead_code))]
 
+mod binding;
 pub mod crypto;
 mod host;
 mod http;

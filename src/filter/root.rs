@@ -1,6 +1,7 @@
 //! The root context of one VM: configuration, the tick that keeps keys fresh and finishes held
 //! requests, and the answers to JWKS fetches.
 
+use super::binding::HostBinding;
 use super::crypto;
 use super::host;
 use super::http::{self, Http, Outcome};
@@ -75,7 +76,10 @@ impl Root {
                 continue; // the stream is gone
             }
             match http::process(vm, now, Some(h.deadline)) {
-                Outcome::Continue => host::resume_request(),
+                Outcome::Continue(answer_headers) => {
+                    vm.borrow_mut().answer_with(h.context_id, answer_headers);
+                    host::resume_request();
+                }
                 Outcome::Answered => {}
                 Outcome::Wait(_) => still_held.push(h),
             }
@@ -128,8 +132,15 @@ impl RootContext for Root {
                 return false;
             }
         };
+        let binding = match HostBinding::new(&config) {
+            Ok(binding) => binding,
+            Err(why) => {
+                host::log(LogLevel::Error, &why);
+                return false;
+            }
+        };
         warn_if_vm_id_is_shared();
-        let vm = Vm::new(config, &bytes, host::now_ms(), selected.crypto, digester);
+        let vm = Vm::new(config, &bytes, host::now_ms(), selected.crypto, digester, binding);
         for keys in &vm.keys {
             keys.create_shared_state();
         }
@@ -143,6 +154,7 @@ impl RootContext for Root {
         vm.borrow_mut().metrics.flush();
         let now = host::now_ms();
         vm.borrow_mut().sync_digest_key();
+        vm.borrow_mut().binding.sync_nonces();
         let changed = self.refresh_keys(&vm, now);
         let due = vm.borrow().held.iter().any(|h| now >= h.deadline);
         if changed || due {

@@ -1,5 +1,6 @@
 //! The shell of the process-wide record of verified tokens (`crate::shared_record`, where the
-//! format and every rule live): shared-data reads and writes, and the secret digest key.
+//! format and every rule live): shared-data reads and writes, the secret digest key, and how any
+//! secret the VMs of the process share is made (WASI randomness) and found.
 
 use super::host;
 use crate::shared_record::{Digester, Store, digest_key_name};
@@ -25,13 +26,7 @@ impl Store for HostStore {
 /// overwritten in step. Until then it only misses the other VMs' entries: a digest under another
 /// key matches a recorded one with probability 2^-128.
 pub fn process_key() -> Result<Digester, String> {
-    if let Some(digester) = current() {
-        return Ok(digester);
-    }
-    let mut key = [0; Digester::KEY_BYTES];
-    random(&mut key)?;
-    host::shared_set(&digest_key_name(), &key, None);
-    Ok(current().unwrap_or_else(|| Digester::new(&key)))
+    process_secret(&digest_key_name(), Digester::KEY_BYTES, Digester::from_shared)
 }
 
 /// The digest key in shared data, if there is a valid one.
@@ -39,13 +34,27 @@ pub fn current() -> Option<Digester> {
     host::shared_get(&digest_key_name()).0.as_deref().and_then(Digester::from_shared)
 }
 
+/// A secret every VM of the process shares, at `name` in shared data: the one there (as `read`
+/// takes it), or (the first VM) `bytes` fresh random bytes put there. Two VMs starting together
+/// may both write one: each takes what it reads back, and must look again later (on its tick).
+pub fn process_secret<T>(name: &str, bytes: usize, read: impl Fn(&[u8]) -> Option<T>) -> Result<T, String> {
+    let current = || host::shared_get(name).0.as_deref().and_then(&read);
+    if let Some(secret) = current() {
+        return Ok(secret);
+    }
+    let mut fresh = vec![0; bytes];
+    random(&mut fresh)?;
+    host::shared_set(name, &fresh, None);
+    current().or_else(|| read(&fresh)).ok_or_else(|| format!("{name}: {bytes} random bytes are not a secret"))
+}
+
 /// Fills `buf` from WASI `random_get` (the host's CSPRNG; the import std already uses).
-fn random(buf: &mut [u8]) -> Result<(), String> {
+pub fn random(buf: &mut [u8]) -> Result<(), String> {
     // SAFETY: a pointer and length of a live, writable buffer, filled by the host during the call.
     let errno = unsafe { wasi::random_get(buf.as_mut_ptr(), buf.len()) };
     match errno {
         0 => Ok(()),
-        e => Err(format!("WASI random_get failed (errno {e}): no secret key for token digests")),
+        e => Err(format!("WASI random_get failed (errno {e}): no secret keys")),
     }
 }
 

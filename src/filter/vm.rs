@@ -1,6 +1,7 @@
 //! What one wasm VM knows: the compiled config, its copy of every provider's keys, the requests it
 //! holds until keys arrive, and the JWKS fetches it has in flight.
 
+use super::binding::HostBinding;
 use super::keys::{Fetching, ProviderKeys};
 use super::metrics::Metrics;
 use super::shared_tokens::{self, HostStore};
@@ -21,6 +22,11 @@ pub struct Vm {
     /// in `caches`.
     shared: SharedRecord<HostStore>,
     digester: Digester,
+    /// The replay record of DPoP proofs, the nonce secret, the client certificate.
+    pub binding: HostBinding,
+    /// Headers to add to the answers of streams allowed with some (`DPoP-Nonce`), by context id:
+    /// empty unless a provider offers nonces.
+    answer_headers: Vec<(u32, Vec<(&'static str, String)>)>,
     /// Streams of this VM paused until keys arrive (only this VM can resume them).
     pub held: Vec<Held>,
     /// Fetches this VM dispatched: call token → provider and what was asked for.
@@ -57,6 +63,7 @@ impl Vm {
         now: u64,
         crypto: Box<dyn Crypto>,
         digester: Digester,
+        binding: HostBinding,
     ) -> Vm {
         let metrics = Metrics::define(&config);
         let backend = (crypto.as_ref(), config.crypto);
@@ -76,6 +83,8 @@ impl Vm {
             caches,
             shared,
             digester,
+            binding,
+            answer_headers: Vec::new(),
             held: Vec::new(),
             calls: Vec::new(),
             startup_hold_ends: now.saturating_add(hold),
@@ -122,9 +131,11 @@ impl Vm {
             None => (now_ms < self.startup_hold_ends, true),
             Some(deadline) => (now_ms < deadline, now_ms < deadline),
         };
-        let Vm { config, keys, caches, shared, digester, crypto, metrics, events, .. } = self;
+        let Vm { config, keys, caches, shared, digester, binding, crypto, metrics, events, .. } = self;
         let key_state = |id: ProviderId| keys.get(id).map_or(KeyState::Unavailable, |k| k.state(now_ms));
-        let mut env = Env { keys: &key_state, crypto: crypto.as_ref(), caches, digester, shared, events };
+        let binding = &*binding;
+        let mut env =
+            Env { keys: &key_state, crypto: crypto.as_ref(), caches, digester, shared, binding, events };
         let decision = authn::decide(
             config,
             &mut env,
@@ -161,5 +172,21 @@ impl Vm {
 
     pub fn forget(&mut self, context_id: u32) {
         self.held.retain(|h| h.context_id != context_id);
+        self.answer_headers.retain(|(id, _)| *id != context_id);
+    }
+
+    /// Keeps the headers to add to the answer of stream `context_id` (nothing kept when empty).
+    pub fn answer_with(&mut self, context_id: u32, headers: Vec<(&'static str, String)>) {
+        if !headers.is_empty() {
+            self.answer_headers.push((context_id, headers));
+        }
+    }
+
+    /// The headers to add to the answer of stream `context_id`, taken.
+    pub fn take_answer_headers(&mut self, context_id: u32) -> Vec<(&'static str, String)> {
+        match self.answer_headers.iter().position(|(id, _)| *id == context_id) {
+            Some(at) => self.answer_headers.swap_remove(at).1,
+            None => Vec::new(),
+        }
     }
 }

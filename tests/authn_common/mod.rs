@@ -13,6 +13,11 @@ pub use jwt_authn_wasm::alg::Algorithm;
 pub use jwt_authn_wasm::authn::{
     self, Decision, Env, Event, KeyState, RETRY_AFTER_SECONDS, ReadyKeys, Reply, Request, UnknownKid, Wait,
 };
+pub use jwt_authn_wasm::binding::BindingError;
+pub use jwt_authn_wasm::binding::nonce::Nonces;
+pub use jwt_authn_wasm::binding::proof::VerifiedProof;
+pub use jwt_authn_wasm::binding::replay::{ReplayRecord, SETTLE_MS};
+pub use jwt_authn_wasm::binding::request::BindingHost;
 pub use jwt_authn_wasm::cache::TokenCache;
 pub use jwt_authn_wasm::config::{Config, CryptoMode, KeySource, ProviderId};
 pub use jwt_authn_wasm::crypto::{Crypto, RustCrypto};
@@ -101,7 +106,7 @@ pub fn pairs(pairs: &[(&str, &str)]) -> Headers {
 }
 
 pub fn allow(remove: &[&str], set: &[(&str, &str)]) -> Decision {
-    Decision::Allow(Mutations { remove: strings(remove), set: pairs(set), filter_state: Entries::default() })
+    Decision::Allow(Mutations { remove: strings(remove), set: pairs(set), ..Mutations::default() })
 }
 
 pub fn reply(status: u32, header: (&str, &str), body: &str, reason: &'static str) -> Decision {
@@ -160,14 +165,58 @@ pub fn fixture_id() -> KeySetId {
     KeySetId::remote("corp", "idp/jwks.json", CryptoMode::Auto, corp_jwks().as_bytes())
 }
 
+/// The nonce secret every VM of one Envoy shares.
+pub const NONCE_SECRET: [u8; 32] = [7; 32];
+
+/// What a VM lends the binding checks: its replay record of DPoP proofs over the shared store,
+/// the providers' nonces, the connection's client certificate (and how often it was read).
+pub struct TestBinding {
+    pub replay: ReplayRecord<&'static MemStore>,
+    pub nonces: Vec<Option<Nonces>>,
+    pub peer: Option<String>,
+    pub peer_reads: Cell<usize>,
+    /// The clock of the record (Unix ms): the request's.
+    pub now_ms: Cell<u64>,
+}
+
+impl TestBinding {
+    fn new(config: &Config, store: &'static MemStore, seed: u8) -> TestBinding {
+        let regions = config.providers.iter().map(|p| (p.name.as_str(), &p.binding.dpop));
+        let replay = ReplayRecord::new(store, &[seed; 16], regions);
+        let nonces = config
+            .providers
+            .iter()
+            .map(|p| p.binding.dpop.nonce.and_then(|n| Nonces::from_shared(&NONCE_SECRET, &n)))
+            .collect();
+        TestBinding { replay, nonces, peer: None, peer_reads: Cell::new(0), now_ms: Cell::new(0) }
+    }
+}
+
+impl BindingHost for TestBinding {
+    fn nonces(&self, provider: ProviderId) -> Option<&Nonces> {
+        self.nonces.get(provider).and_then(Option::as_ref)
+    }
+
+    fn peer_certificate(&self) -> Option<String> {
+        self.peer_reads.set(self.peer_reads.get() + 1);
+        self.peer.clone()
+    }
+
+    fn record(&self, provider: ProviderId, proof: &VerifiedProof) -> Result<(), BindingError> {
+        self.replay.record(provider, proof, &|| self.now_ms.get())
+    }
+}
+
 /// A config with the state a VM keeps between requests: keys, token caches, the shared record of
-/// verified tokens (each `Filter` its own store unless `sharing` another's), the crypto backend.
+/// verified tokens and the replay record of DPoP proofs (each `Filter` its own store unless
+/// `sharing` another's), the crypto backend.
 pub struct Filter {
     pub config: Config,
     pub keys: Vec<Keys>,
     pub caches: Vec<TokenCache>,
     pub store: &'static MemStore,
     pub shared: SharedRecord<&'static MemStore>,
+    pub binding: TestBinding,
     pub crypto: Counting,
 }
 
@@ -193,7 +242,11 @@ impl Filter {
         let store: &'static MemStore = Box::leak(Box::default());
         let sizes = config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
         let shared = SharedRecord::new(store, sizes);
-        Filter { config, keys, caches, store, shared, crypto: Counting::default() }
+        let binding = TestBinding::new(&config, store, 1);
+        for id in 0..config.providers.len() {
+            binding.replay.prepare(id, &|| (NOW as u64 - 1) * 1000);
+        }
+        Filter { config, keys, caches, store, shared, binding, crypto: Counting::default() }
     }
 
     /// Another VM of the same Envoy: the same config and keys, its own caches and backend, the
@@ -202,6 +255,7 @@ impl Filter {
         let mut f = Filter::new(doc);
         let sizes = f.config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
         f.shared = SharedRecord::new(other.store, sizes);
+        f.binding = TestBinding::new(&f.config, other.store, 2);
         f.store = other.store;
         f
     }
@@ -231,12 +285,14 @@ impl Filter {
             Some(Keys::Unavailable) | None => KeyState::Unavailable,
         };
         let mut events = Vec::new();
+        self.binding.now_ms.set(u64::try_from(req.now).unwrap() * 1000);
         let mut env = Env {
             keys: &key_state,
             crypto: &self.crypto,
             caches: &mut self.caches,
             digester: &DIGESTER,
             shared: &mut self.shared,
+            binding: &self.binding,
             events: &mut events,
         };
         let headers: Vec<(&str, &str)> = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();

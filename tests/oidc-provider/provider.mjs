@@ -11,6 +11,12 @@
 //   OIDC_RESOURCES  JSON {resource indicator: {"alg": "PS256", "ttl": 300}}: one resource server
 //                   per indicator, issuing RFC 9068 JWT access tokens (typ at+jwt) with that alg
 //
+// Sender-constrained tokens (tests/e2e_binding.rs): DPoP is on (oidc-provider's default), so a
+// token request with a `DPoP` proof gets a token bound to the proof's key (`cnf.jkt`). The client
+// `interop-mtls` gets certificate-bound tokens (RFC 8705, `cnf.x5t#S256`): its client certificate
+// comes in the `x-client-cert` header (URL-encoded PEM), as a TLS-terminating proxy in front of
+// the provider passes it on.
+//
 // It serves the provider over HTTPS (only to clients that send the issuer's host as SNI) and, for
 // the test's own token requests, over plain HTTP on a port the OS picks (the test's HTTP client has
 // no TLS; Envoy's path to the provider is what the test is about). When both listen it prints one
@@ -78,21 +84,40 @@ function signingKey(kid) {
   return jwk;
 }
 
-const provider = new Provider(issuer, {
-  jwks: { keys: env('OIDC_KEYS').split(',').map(signingKey) },
-  clients: [{
-    client_id: 'interop',
+// A client-credentials client of the test, with `extra` metadata.
+function client(clientId, extra = {}) {
+  return {
+    client_id: clientId,
     client_secret: 'interop-secret',
     grant_types: ['client_credentials'],
     redirect_uris: [],
     response_types: [],
     token_endpoint_auth_method: 'client_secret_post',
     scope: 'read write',
-  }],
+    ...extra,
+  };
+}
+
+const provider = new Provider(issuer, {
+  jwks: { keys: env('OIDC_KEYS').split(',').map(signingKey) },
+  clients: [
+    client('interop'),
+    client('interop-mtls', { tls_client_certificate_bound_access_tokens: true }),
+  ],
+  // DPoP proofs by RSA keys too (the default allows ES256 and EdDSA only).
+  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA'] },
   scopes: ['read', 'write'],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate(ctx) {
+        const pem = ctx.get('x-client-cert');
+        return pem ? decodeURIComponent(pem) : undefined;
+      },
+    },
     resourceIndicators: {
       enabled: true,
       // Each resource server signs its access tokens as JWTs with its own alg (the provider picks

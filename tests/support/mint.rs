@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer as _;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::sha2::{Sha256, Sha384, Sha512};
+use rsa::sha2::{Digest, Sha256, Sha384, Sha512};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Map, Value, json};
 use std::ops::Deref;
@@ -71,7 +71,17 @@ impl Key {
     /// The public JWK: base64url without padding, `n` without leading zero octets. `alg` is set
     /// only when given, since a JWK `alg` binds the key to that one algorithm in verifiers.
     pub fn jwk(&self, kid: &str, alg: Option<&str>) -> Value {
-        let mut jwk = match self {
+        let mut jwk = self.public_jwk();
+        jwk["kid"] = json!(kid);
+        if let Some(alg) = alg {
+            jwk["alg"] = json!(alg);
+        }
+        jwk
+    }
+
+    /// The public JWK with its key members only (as a DPoP proof carries it).
+    pub fn public_jwk(&self) -> Value {
+        match self {
             Key::Rsa(k) => json!({"kty": "RSA", "n": b64(&k.n_bytes()), "e": b64(&k.e_bytes())}),
             Key::P256(k) => {
                 let p = k.verifying_key().to_sec1_point(false);
@@ -84,12 +94,25 @@ impl Key {
             Key::Ed25519(k) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&k.verifying_key().to_bytes())})
             }
-        };
-        jwk["kid"] = json!(kid);
-        if let Some(alg) = alg {
-            jwk["alg"] = json!(alg);
         }
-        jwk
+    }
+
+    /// The RFC 7638 thumbprint of the public key (base64url SHA-256 of its required members in
+    /// lexicographic order): what a DPoP-bound token names in `cnf.jkt`.
+    pub fn thumbprint(&self) -> String {
+        let jwk = self.public_jwk();
+        let member = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+        let canonical = match self {
+            Key::Rsa(_) => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, member("e"), member("n")),
+            Key::P256(_) | Key::P384(_) => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                member("crv"),
+                member("x"),
+                member("y")
+            ),
+            Key::Ed25519(_) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, member("x")),
+        };
+        b64(&Sha256::digest(canonical.as_bytes()))
     }
 
     /// The raw JWS signature of `msg` with `alg` (RS*: PKCS#1 v1.5; PS*: PSS with salt = hash
@@ -243,6 +266,36 @@ pub fn swap_payload(token: &str, payload_json: &str) -> String {
     let header = parts.next().unwrap_or_default();
     let sig = parts.nth(1).unwrap_or_default();
     format!("{header}.{}.{sig}", b64(payload_json.as_bytes()))
+}
+
+/// A DPoP proof (RFC 9449 §4.2) by `key` (its usual algorithm, its public JWK in the header) for
+/// a `method` request to `htu`, presented with `access_token` (`ath`; `None` for a token
+/// request), made now with a `jti` no other proof of this process has. Tests change one member
+/// at a time; `sign()` makes it.
+pub fn dpop_proof<'k>(key: &'k Key, method: &str, htu: &str, access_token: Option<&str>) -> Token<'k> {
+    let proof = Token::with_key(key.default_alg(), key)
+        .header("typ", json!("dpop+jwt"))
+        .header("jwk", key.public_jwk())
+        .claim("jti", json!(fresh_jti()))
+        .claim("htm", json!(method))
+        .claim("htu", json!(htu));
+    match access_token {
+        Some(token) => proof.claim("ath", json!(access_token_hash(token))),
+        None => proof,
+    }
+}
+
+/// `ath`: base64url SHA-256 of the access token (RFC 9449 §4.2).
+pub fn access_token_hash(token: &str) -> String {
+    b64(&Sha256::digest(token.as_bytes()))
+}
+
+/// A `jti` unique in this process (and, with the process id and the clock, across runs).
+fn fresh_jti() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{}-{nanos}-{n}", std::process::id())
 }
 
 /// base64url without padding (RFC 7515 §2).

@@ -1,8 +1,8 @@
 //! Shared support for the integration and end-to-end tests (`mod support;` in each test file):
 //! test keys and tokens (`mint`), a tiny HTTP client (`http`), a JWKS server, an echo upstream and
 //! a file server (`servers`), Envoy configs (`config`), a real Envoy process (`envoy`), the ECDS
-//! file through which a test pushes the filter's config (`ecds`), and `Stack`, which starts a JWKS
-//! server, an upstream and Envoy for one test.
+//! file through which a test pushes the filter's config (`ecds`), a real OpenID provider (`oidc`),
+//! and `Stack`, which starts a JWKS server, an upstream and Envoy for one test.
 // Not every test file uses every item.
 #![allow(dead_code)]
 
@@ -11,6 +11,7 @@ pub mod ecds;
 pub mod envoy;
 pub mod http;
 pub mod mint;
+pub mod oidc;
 pub mod servers;
 
 use config::{EnvoyConfig, Filter};
