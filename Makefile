@@ -13,6 +13,8 @@ export WASM_PATH ?= $(abspath $(WASM))
 PROBE_MANIFEST := tests/host-probe/Cargo.toml
 PROBE_TARGET_DIR := target/host-probe
 export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
+# The post-link step of build: removes the callback exports the filter does not use.
+EXPORTS_TOOL := cargo run --quiet --release --manifest-path tools/wasm-exports/Cargo.toml --target-dir target/tools --
 
 .PHONY: build probe run token oci fuzz fuzz-smoke bench bench-rss wrk test lint unit setup target envoy oidc-provider clean
 
@@ -35,20 +37,23 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR
 	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC_DIR) --no-audit --no-fund; \
 	  else echo "npm not found: tests/e2e_oidc.rs will skip (and fail with CI=true)"; fi
 
-## build: the release .wasm
+## build: the release .wasm, without the callback exports the filter does not use (Envoy would
+## enter the VM for each of them on every request: tools/wasm-exports)
 build: target
 	cargo build --release --target $(WASM_TARGET) --lib
+	$(EXPORTS_TOOL) strip $(WASM)
 	@ls -l $(WASM) | awk '{print "wasm: " $$5 " bytes"}'
 
 ## probe: the test-only host crypto probe module (not part of the product)
 probe: target
 	cargo build --release --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR)
 
-## lint: clippy on the native core, the wasm shell and the probe, warnings are errors
+## lint: clippy on the native core, the wasm shell, the probe and the export tool, warnings are errors
 lint: target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR) -- -D warnings
+	cargo clippy --all-targets --manifest-path tools/wasm-exports/Cargo.toml --target-dir target/tools -- -D warnings
 
 ## unit: the native test suites (core unit tests, vectors, integration)
 unit:

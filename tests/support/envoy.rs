@@ -340,17 +340,8 @@ fn wasm_name(name: &str) -> Vec<u8> {
     wasm_vec(name.as_bytes())
 }
 
-fn leb128(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+fn leb128(n: usize) -> Vec<u8> {
+    wasm_exports::leb128(n as u64)
 }
 
 /// The port of one `listener_statuses` entry of `/listeners?format=json`.
