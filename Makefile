@@ -108,11 +108,11 @@ wrk:
 valgrind:
 	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 
-## bench: Envoy CPU per request, this filter against jwt_authn side by side, then instructions per request (not part of test; ~25 min; knobs in bench/README.md)
+## bench: Envoy CPU per request, this filter against jwt_authn side by side, then instructions per request (not part of test; ~35 min; knobs in bench/README.md)
 bench: setup build noop wrk valgrind
 	cargo run --release --example bench
 
-## bench-instructions: Envoy instructions per request by callgrind, every config side by side (~N min)
+## bench-instructions: Envoy instructions per request by callgrind, every config side by side (~15-25 min; knobs in bench/README.md)
 bench-instructions: setup build noop valgrind
 	cargo run --release --example bench -- instructions
 

@@ -170,9 +170,9 @@ const ROWS: [Row; 9] = [
         REPEAT,
     ),
     row(
-        "noop-restricted",
-        "no-op, capability restriction",
-        Setup::Noop { read_header: false, restricted: true },
+        "noop-header-restricted",
+        "no-op, reading one header, capability restriction",
+        Setup::Noop { read_header: true, restricted: true },
         REPEAT,
     ),
     row("filter", "this filter", Setup::Filter { restricted: false, worker_cache: None }, VERIFYING),

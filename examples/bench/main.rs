@@ -2,7 +2,7 @@
 //! by side on one machine (issue 4 §3). Not a test: it measures and reports.
 //!
 //! ```text
-//! cargo run --release --example bench              # table + keys + instructions (the default; ~25 min)
+//! cargo run --release --example bench              # table + keys + instructions (the default; ~35 min)
 //! cargo run --release --example bench -- table     # the main table (with the `spread` row) only
 //! cargo run --release --example bench -- keys      # cost with a JWKS of 1, 10 and 100 keys
 //! cargo run --release --example bench -- instructions   # instructions per request (callgrind)
