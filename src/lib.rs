@@ -13,7 +13,9 @@
 pub mod alg;
 pub mod authn;
 pub mod authz;
+pub mod binding;
 pub mod cache;
+pub mod claim_text;
 pub mod claims;
 pub mod config;
 pub mod crypto;
@@ -27,11 +29,13 @@ pub mod hostcrypto;
 pub mod identity;
 pub mod json;
 pub mod jwks;
+pub mod namespace;
 pub mod policy;
 pub mod requirement;
 pub mod route;
 pub mod shared_record;
 pub mod token;
+pub mod uri;
 pub mod verify;
 
 /// Public only for its host crypto backend (`filter::crypto`), which a test module links into a

@@ -3,20 +3,23 @@
 //! so a token seen on W workers costs W signature checks there).
 //!
 //! The record lives in proxy-wasm shared data, in a fixed number of buckets per provider (keys
-//! `jwt_authn_wasm/v2/tokens/<provider>/<n>`), each holding up to `WAYS` entries. An entry is
+//! `jwt_authn_wasm/v3/tokens/<provider>/<n>`), each holding up to `WAYS` entries. An entry is
 //! 32 bytes: the token's digest and the identity of the key set its signature verified under.
 //! This module is the whole format and the match rules; the shell only reads and writes the
 //! buckets through [`Store`].
 //!
 //! Why an entry can never admit a token that would fail verification:
 //! - A hit requires the exact token: its 128-bit digest under a secret per-process key
-//!   ([`Digester`], SipHash-1-3-128 keyed with 128 random bits from WASI `random_get`). Without
-//!   the key an attacker cannot compute digests, so a forged token matches a recorded one with
-//!   probability 2^-128 per try (the same header and payload with another signature is another
-//!   token, another digest).
+//!   ([`Digester`], SipHash-2-4-128 keyed with 128 random bits from WASI `random_get`). The
+//!   tokens are chosen by whoever sends requests, who may probe the record with as many as they
+//!   like, so the digest is a MAC: SipHash-2-4 is the variant its authors recommend as one
+//!   (SipHash-1-3 only as a hash-table hash). Without the key an attacker cannot compute digests,
+//!   so a forged token matches a recorded one with probability 2^-128 per try (the same header and
+//!   payload with another signature is another token, another digest).
 //! - A hit requires the exact key set the asking VM verifies with: [`KeySetId`] is a SHA-256 of
-//!   the module version, the provider, the key source, the signature backend and the key
-//!   document's exact bytes that VM parsed. A signature check is a pure function of those and the
+//!   the module's build identity (a hash of its sources, lock file and compiler, see `build.rs`,
+//!   so two builds with one version number never share entries), the provider, the key source,
+//!   the signature backend and the key document's exact bytes that VM parsed. A signature check is a pure function of those and the
 //!   token, so a token recorded under an identical key set verifies again. VMs adopt published
 //!   keys at different moments: a VM still on the old set looks for the old identity, one on the
 //!   new set for the new one; a key-set change retires every older entry at once.
@@ -27,13 +30,9 @@
 //!   race drops the write (a later verification), never mixes two buckets.
 
 use crate::config::CryptoMode;
+use crate::namespace::NAMESPACE;
 use sha2::{Digest, Sha256};
-use siphasher::sip128::SipHasher13;
-
-/// Prefix of every shared-data name this module uses, with the format version: an upgraded
-/// module sharing the old one's `vm_id` during a rollout never reads the old format. A change to
-/// what any entry means (a bucket, a key-set record, the digest key) bumps it.
-pub const NAMESPACE: &str = "jwt_authn_wasm/v2";
+use siphasher::sip128::SipHasher24;
 
 /// Entries per bucket.
 pub const WAYS: usize = 4;
@@ -63,14 +62,14 @@ impl TokenDigest {
 /// Computes token digests under one secret key (the process's, shared by every VM).
 #[derive(Debug, Clone)]
 pub struct Digester {
-    hasher: SipHasher13,
+    hasher: SipHasher24,
 }
 
 impl Digester {
     pub const KEY_BYTES: usize = 16;
 
     pub fn new(key: &[u8; Digester::KEY_BYTES]) -> Digester {
-        Digester { hasher: SipHasher13::new_with_key(key) }
+        Digester { hasher: SipHasher24::new_with_key(key) }
     }
 
     /// The key as shared data holds it, if `value` is one.
@@ -103,11 +102,15 @@ impl KeySetId {
         KeySetId::of(&[b"local", provider.as_bytes(), crypto_label(crypto), config])
     }
 
-    /// SHA-256 over the module version and every part, each length-prefixed (so no two lists
-    /// of parts hash the same input), cut to 128 bits.
+    /// SHA-256 over the module's build identity and every part, each length-prefixed (so no two
+    /// lists of parts hash the same input), cut to 128 bits.
     fn of(parts: &[&[u8]]) -> KeySetId {
+        KeySetId::of_build(BUILD_ID, parts)
+    }
+
+    fn of_build(build: &str, parts: &[&[u8]]) -> KeySetId {
         let mut sha = Sha256::new();
-        for part in [NAMESPACE.as_bytes(), env!("CARGO_PKG_VERSION").as_bytes()].iter().chain(parts) {
+        for part in [NAMESPACE.as_bytes(), build.as_bytes()].iter().chain(parts) {
             sha.update((part.len() as u64).to_le_bytes());
             sha.update(part);
         }
@@ -118,6 +121,9 @@ impl KeySetId {
         KeySetId(id)
     }
 }
+
+/// This build's identity (`build.rs`): the module version alone does not tell two builds apart.
+pub const BUILD_ID: &str = env!("JWT_AUTHN_WASM_BUILD_ID");
 
 /// Within one Envoy the same mode resolves to the same backend (`auto` runs the same self-test on
 /// the same host), and backends may differ on edge cases, so the mode is part of the identity.
@@ -347,6 +353,15 @@ mod tests {
         assert!(!b.verified(0, &other_backend, token), "another signature backend");
         let other_key = Digester::new(&[8; 16]);
         assert!(!b.verified(0, &keys, other_key.digest("header.payload.signature")), "another digest key");
+    }
+
+    #[test]
+    fn two_builds_never_share_a_key_set_id() {
+        assert!(BUILD_ID.len() == 64 && BUILD_ID.bytes().all(|b| b.is_ascii_hexdigit()), "{BUILD_ID}");
+        let parts: &[&[u8]] = &[b"remote", b"corp", b"idp/jwks", b"auto", JWKS];
+        assert_eq!(KeySetId::of(parts), KeySetId::of_build(BUILD_ID, parts));
+        let other = format!("{:0>64}", "1");
+        assert_ne!(KeySetId::of(parts), KeySetId::of_build(&other, parts), "same version, other build");
     }
 
     #[test]

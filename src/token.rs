@@ -62,6 +62,11 @@ pub fn b64url_decode(segment: &str) -> Option<Vec<u8>> {
     B64URL.decode(segment).ok()
 }
 
+/// Unpadded base64url (RFC 4648 §5): the one encoding [`b64url_decode`] accepts.
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    B64URL.encode(bytes)
+}
+
 /// Splits and decodes a compact JWS, enforcing rules 1 and 2 (order in the module doc). The
 /// signature is decoded but not verified.
 pub fn decode_jws(

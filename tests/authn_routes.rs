@@ -97,23 +97,65 @@ fn a_route_requirement_replaces_the_rules() {
     assert_eq!(f.decide(&routed).0, allow(&[STATUS, "x-sub", "authorization"], &[]));
     // Disabled: no token needed, even where a rule wants one; output headers still go.
     assert_eq!(f.decide(&get("/api").route(RouteChoice::Disabled)).0, allow(&[STATUS, "x-sub"], &[]));
-    // Fails closed: an unknown name, metadata it cannot follow.
-    let unknown = refusal(401, "invalid_token", "route_unknown_requirement");
+    // Fails closed: an unknown name, metadata it cannot follow. 403 without a challenge, as
+    // jwt_authn answers a wrong requirement_name: the route's configuration is at fault, not the
+    // token.
+    let unknown = route_refusal("route_unknown_requirement");
     assert_eq!(f.decide(&get("/api").bearer(&partner).route(by_name("nope"))).0, unknown);
     let (invalid, events) = f.decide(&get("/api").route(RouteChoice::Invalid("x".into())));
-    assert_eq!(invalid, refusal(401, "invalid_token", "route_metadata_invalid"));
+    assert_eq!(invalid, route_refusal("route_metadata_invalid"));
     assert_eq!(events, [Denied(AuthnError::BadRouteMetadata)]);
 }
 
+fn route_refusal(reason: &'static str) -> Decision {
+    Decision::Deny(Reply { status: 403, headers: vec![], body: reason.into(), reason, filter_state: Entries::default() })
+}
+
 #[test]
-fn while_routes_choose_a_client_copy_of_an_output_header_is_refused() {
-    // The route was matched with the forged header, and Envoy routes the request again once the
-    // filter removes it: the route read is not the route taken.
+fn with_every_provider_in_report_mode_a_route_it_cannot_follow_is_reported() {
+    let mut f = Filter::new(per_route(json!({"mode": "report"})));
+    let (decision, events) = f.decide(&get("/api").route(RouteChoice::Invalid("x".into())));
+    assert_eq!(decision, allow(&[STATUS, "x-sub"], &[(STATUS, "route_metadata_invalid")]));
+    assert_eq!(events, [Denied(AuthnError::BadRouteMetadata), Reported]);
+    // One provider enforcing: the route could have asked for it, so the request is refused.
+    let mut doc = per_route(json!({}));
+    doc["providers"]["partner"]["mode"] = json!("report");
+    let (decision, _) = Filter::new(doc).decide(&get("/api").route(RouteChoice::Invalid("x".into())));
+    assert_eq!(decision, route_refusal("route_metadata_invalid"));
+}
+
+/// A request another Envoy verified and annotated (a gateway in front of a sidecar): its copies of
+/// the headers this filter writes are removed, the token is verified again under this filter's
+/// own policy, and this filter's values are set; on every kind of route, in report mode too.
+#[test]
+fn by_default_a_client_copy_of_an_output_header_is_replaced() {
+    let token = good().sign();
+    let annotated = || get("/api").bearer(&token).header("x-sub", "edge-value").header(STATUS, "ok");
+    let mut f = Filter::new(per_route(json!({})));
+    let verified = allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice")]);
+    assert_eq!(f.decide(&annotated()).0, verified, "rules");
+    let routed = annotated().route(RouteChoice::Requirement("corp".into()));
+    assert_eq!(f.decide(&routed).0, verified, "route requirement_name");
+    let disabled = annotated().route(RouteChoice::Disabled);
+    assert_eq!(f.decide(&disabled).0, allow(&[STATUS, "x-sub"], &[]), "route disabled");
+    let mut report = Filter::new(per_route(json!({"mode": "report"})));
+    let reported = allow(&[STATUS, "x-sub", "authorization"], &[("x-sub", "alice"), (STATUS, "ok")]);
+    assert_eq!(report.decide(&annotated()).0, reported, "report mode");
+}
+
+#[test]
+fn opted_in_a_client_copy_of_an_output_header_is_refused() {
+    // For routes that match on these headers: the route was matched with the forged header, and
+    // Envoy routes the request again once the filter removes it, so the route read is not the
+    // route taken.
+    let reject = json!({"output_headers_from_client": "reject"});
     let forged = get("/api").header("x-sub", "admin").route(RouteChoice::Disabled);
-    let (decision, events) = Filter::new(per_route(json!({}))).decide(&forged);
+    let (decision, events) = Filter::new(per_route(reject.clone())).decide(&forged);
     assert_eq!(decision, refusal(400, "invalid_request", "output_header_from_client"));
     assert_eq!(events, [Denied(AuthnError::OutputHeaderSent)]);
-    // Without route metadata, the copy is only removed, as always.
-    let mut rules_only = Filter::new(per_route(json!({"route_metadata": false})));
-    assert_eq!(rules_only.decide(&get("/open").header("x-sub", "admin")).0, allow(&[STATUS, "x-sub"], &[]));
+    // With routes not read, too: the option says what the routes match on.
+    let mut rules_only = Filter::new(per_route(merged(reject, json!({"route_metadata": false}))));
+    let (decision, _) = rules_only.decide(&get("/open").header("x-sub", "admin"));
+    assert_eq!(decision, refusal_on("/open", 400, "invalid_request", "output_header_from_client"));
+    assert_eq!(rules_only.decide(&get("/open")).0, allow(&[STATUS, "x-sub"], &[]));
 }

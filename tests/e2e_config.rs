@@ -78,3 +78,27 @@ fn bad_configurations_are_refused_by_envoy_and_the_log_names_the_field() {
         }
     });
 }
+
+/// Shared data is one namespace per `vm_id`: with an empty one (Istio's `WasmPlugin` sets none),
+/// every wasm plugin in the process with an empty `vm_id` can read and write the filter's keys and
+/// records. The filter says so once, and works; with a `vm_id` of its own it says nothing.
+#[test]
+fn an_empty_vm_id_is_warned_about_once() {
+    if require_envoy().is_none() || require_wasm().is_none() {
+        return;
+    }
+    let jwks = JwksServer::new(&config::corp_jwks());
+    let upstream = EchoUpstream::new();
+    let yaml = EnvoyConfig::new(config::corp_policy(), jwks.port(), upstream.port()).wasm();
+    let warning = "vm_id is empty: every wasm plugin in this Envoy process";
+    let empty = yaml.replace("vm_id: jwt_authn_wasm", "vm_id: \"\"");
+    assert_ne!(empty, yaml, "the template names a vm_id");
+    for (yaml, warned) in [(empty, 1), (yaml, 0)] {
+        let envoy = Envoy::start(&yaml, 2);
+        let token = config::corp_token("RS256", support::mint::TestKey::RsaA, "rsa-a").sign();
+        assert_eq!(support::http::get(envoy.port(), "/", Some(&token)).status, 200);
+        assert_eq!(support::http::get(envoy.port(), "/", None).status, 401);
+        assert_eq!(envoy.log().matches(warning).count(), warned, "{}", envoy.log());
+        envoy.assert_no_wasm_failures();
+    }
+}

@@ -54,16 +54,27 @@ enum Fault {
 }
 
 impl Fault {
-    fn apply(self, server: &mut JwksServer) {
+    /// The answer the server gives during a fault of the answer's body. Built before the moment
+    /// the test counts from: the 10 MB one takes over a second in a debug build on a loaded
+    /// machine, time enough for one more good refresh that would keep the keys fresh longer.
+    fn body(self) -> Option<String> {
         match self {
-            Fault::ServerError => server.set_status(500),
-            Fault::Garbage => server.set_body("<html><body>502 Bad Gateway</body></html>"),
+            Fault::Garbage => Some("<html><body>502 Bad Gateway</body></html>".into()),
             Fault::Oversize => {
                 let mut set: Value = serde_json::from_str(&corp_jwks()).unwrap();
                 set["padding"] = json!("x".repeat(10 << 20));
-                server.set_body(&set.to_string());
+                Some(set.to_string())
             }
-            Fault::UnusableKeys => server.set_body(&unusable_keys()),
+            Fault::UnusableKeys => Some(unusable_keys()),
+            Fault::ServerError | Fault::Hang | Fault::Refused => None,
+        }
+    }
+
+    /// Breaks the server at once; `body` is `self.body()`.
+    fn apply(self, server: &mut JwksServer, body: Option<&str>) {
+        match self {
+            Fault::ServerError => server.set_status(500),
+            Fault::Garbage | Fault::Oversize | Fault::UnusableKeys => server.set_body(body.unwrap()),
             Fault::Hang => server.set_hang(true),
             Fault::Refused => server.stop(),
         }
@@ -165,6 +176,7 @@ impl Checks {
         // Break the server right after a successful refresh: the keys are then fresh for FRESH
         // and stale for MAX_STALE after that, counted from a moment after `broken`.
         let failures = log_lines(&stack.envoy, fault.logged()).len();
+        let body = fault.body();
         let hits = stack.jwks.hits();
         let deadline = Instant::now() + Duration::from_secs(3);
         // A tight poll: `broken` is the clock all timings below count from.
@@ -173,7 +185,7 @@ impl Checks {
             std::thread::sleep(Duration::from_millis(1));
         }
         let broken = Instant::now();
-        fault.apply(&mut stack.jwks);
+        fault.apply(&mut stack.jwks, body.as_deref());
         let when = format!("during {fault:?}");
         // An unknown kid waits for at most the (failing) refetch, then is refused.
         let r = stack.get("/", Some(&corp_token("ES256", TestKey::P256B, "unknown").sign()));

@@ -6,7 +6,7 @@
 #![no_main]
 
 use jwt_authn_wasm::config::CryptoMode;
-use jwt_authn_wasm::route::{self, RouteChoice};
+use jwt_authn_wasm::route::{self, RouteChoice, RouteMetadata};
 use jwt_authn_wasm::shared_record::{
     Digester, ENTRY_BYTES, KeySetId, WAYS, bucket_entries, contains, with_entry,
 };
@@ -20,12 +20,12 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Whatever the bytes, a choice comes out: rules only for no metadata at all, a requirement only
-/// with a name to look up.
+/// Whatever the bytes, a choice comes out: never the rules (only "not found" means those), a
+/// requirement only with a printable name to look up.
 fn route_metadata(value: &[u8]) {
-    match route::parse(Some(value)) {
-        RouteChoice::Rules => assert!(value.is_empty()),
-        RouteChoice::Requirement(name) => assert!(!name.is_empty()),
+    match route::parse(RouteMetadata::Value(value)) {
+        RouteChoice::Rules => panic!("a value read as no metadata"),
+        RouteChoice::Requirement(name) => assert!(!name.is_empty() && !name.chars().any(char::is_control)),
         RouteChoice::Disabled | RouteChoice::Invalid(_) => {}
     }
 }

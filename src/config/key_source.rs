@@ -75,7 +75,7 @@ impl RemoteJwks {
     pub fn shared_name(&self) -> String {
         let discovery = self.discovery.as_ref().map(|d| (&d.issuer, &d.allowed_jwks_hosts));
         let source = serde_json::json!([self.cluster, self.uri, self.max_jwks_bytes, discovery]);
-        format!("{}/{source}", crate::shared_record::NAMESPACE)
+        format!("{}/{source}", crate::namespace::NAMESPACE)
     }
 }
 

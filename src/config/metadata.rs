@@ -4,11 +4,34 @@
 //! `claim_to_filter_state` puts single claims in entries of their own. `normalize_payload_in_metadata`
 //! is accepted with a warning: the payload entry is its JSON as received.
 
+use super::output::ClaimFormat;
 use super::output::parse_claim_format;
 use super::walk::Decision::Warn;
 use super::walk::{Obj, Unused, non_empty};
 use super::{Result, error};
-use crate::identity::{ClaimToFilterState, Outputs};
+
+/// A provider's filter-state outputs; every name is what `set_property` takes (Envoy adds `wasm.`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterStateOutputs {
+    /// jwt_authn `payload_in_metadata`: the verified payload, its JSON as received.
+    pub payload: Option<String>,
+    /// jwt_authn `header_in_metadata`: the verified token's header, its JSON as received.
+    pub header: Option<String>,
+    /// jwt_authn `failed_status_in_metadata`: `{"code": <HTTP status>, "message": "<reason>"}`
+    /// for a token this provider refused.
+    pub failed_status: Option<String>,
+    /// Extension `claim_to_filter_state`.
+    pub claims: Vec<ClaimToFilterState>,
+}
+
+/// `claim_to_filter_state` entry: a claim (dotted path, as `claim_to_headers`) as text in entry
+/// `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToFilterState {
+    pub claim_name: String,
+    pub name: String,
+    pub format: ClaimFormat,
+}
 
 /// Read with the provider's own table (`providers`).
 pub(super) const METADATA_UNUSED: &Unused = &[(
@@ -17,7 +40,7 @@ pub(super) const METADATA_UNUSED: &Unused = &[(
 )];
 
 /// The provider's filter-state outputs.
-pub(super) fn parse_metadata(o: &mut Obj) -> Result<Outputs> {
+pub(super) fn parse_metadata(o: &mut Obj) -> Result<FilterStateOutputs> {
     let name = |o: &mut Obj, key: &'static str| -> Result<Option<String>> {
         o.non_empty_str(key)?.map(|n| filter_state_name(n, &o.at(key))).transpose()
     };
@@ -37,7 +60,7 @@ pub(super) fn parse_metadata(o: &mut Obj) -> Result<Outputs> {
             Ok(ClaimToFilterState { claim_name, name, format })
         })
         .collect::<Result<_>>()?;
-    Ok(Outputs { payload, header, failed_status, claims })
+    Ok(FilterStateOutputs { payload, header, failed_status, claims })
 }
 
 /// A filter-state name (Envoy stores it as `wasm.<name>`): letters, digits, `_`, `-` and `.`,
@@ -53,8 +76,7 @@ fn filter_state_name(name: &str, path: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{P, assert_refused, parse, with};
-    use crate::config::ClaimFormat;
-    use crate::identity::{ClaimToFilterState, Outputs};
+    use crate::config::{ClaimFormat, ClaimToFilterState, FilterStateOutputs};
     use serde_json::json;
 
     #[test]
@@ -71,7 +93,7 @@ mod tests {
         };
         assert_eq!(
             config.providers[0].identity,
-            Outputs {
+            FilterStateOutputs {
                 payload: Some("jwt_payload".into()),
                 header: Some("jwt.header-1".into()),
                 failed_status: None,
@@ -84,7 +106,7 @@ mod tests {
         assert!(config.warnings.iter().all(|w| !w.contains("metadata")), "{:?}", config.warnings);
         assert_eq!(
             parse(&with(P, "jwt_cache_config", json!({}))).unwrap().providers[0].identity,
-            Outputs::default()
+            FilterStateOutputs::default()
         );
     }
 

@@ -15,8 +15,10 @@
 //! | JwtAuthentication  | stat_prefix                            | implemented: the metric name prefix (default `jwt_authn_wasm.`) |
 //! | JwtAuthentication  | max_token_bytes, startup_hold_timeout, mode, crypto | extensions of this filter |
 //! | JwtAuthentication  | route_metadata                         | extension: routes choose requirements (see `route`); default on with a `requirement_map` |
+//! | JwtAuthentication  | output_headers_from_client             | extension: `remove` (default, as jwt_authn) or `reject` (400) a client's copy of a header this filter writes |
 //! | PerRouteConfig     | disabled, requirement_name             | implemented as route metadata `filter_metadata.jwt_authn_wasm` (see `route`), not `typed_per_filter_config` |
 //! | JwtProvider        | mode, required_claims, required_scopes, claim_to_filter_state | extensions of this filter |
+//! | JwtProvider        | dpop, certificate_bound                | extensions: sender-constrained tokens (see `binding`); turning one on is refused until the request path enforces it |
 //! | ClaimToHeader      | format                                 | extension: `text` or `json`   |
 //! | JwtProvider        | issuer, audiences, require_expiration, max_lifetime, clock_skew_seconds, remote_jwks, local_jwks, forward, from_headers, from_params, from_cookies, forward_payload_header, pad_forward_payload_header, claim_to_headers | implemented |
 //! | JwtProvider        | subjects                               | implemented ([`Provider::subjects`]) |
@@ -43,10 +45,12 @@
 //!
 //! One file per jwt_authn message, each with its decision table: this one `JwtAuthentication`;
 //! `providers` `JwtProvider` (and `metadata` its metadata fields, written as filter state); `key_source` `RemoteJwks`,
-//! `DataSource` and `oidc_discovery`; `locations` where tokens are found; `output` what is written
+//! `DataSource` and `oidc_discovery`; `binding` the sender-constraint extensions (`dpop`,
+//! `certificate_bound`); `locations` where tokens are found; `output` what is written
 //! upstream; `rules` `RequirementRule` and `RouteMatch`; `requirements` `JwtRequirement` and
 //! `requirement_map`; `matchers` `StringMatcher` and `RegexMatcher`; `walk` the JSON walker.
 
+mod binding;
 mod key_source;
 mod locations;
 mod matchers;
@@ -60,6 +64,10 @@ mod walk;
 #[cfg(test)]
 mod fixtures;
 
+pub use binding::{
+    BindingMode, DEFAULT_DPOP_MAX_AGE, DEFAULT_DPOP_MAX_FUTURE, DEFAULT_NONCE_STEP,
+    DEFAULT_REPLAY_CACHE_SIZE, DpopConfig, NonceConfig, TokenBinding,
+};
 pub use key_source::{
     DEFAULT_CACHE_DURATION, DEFAULT_FAILED_REFETCH_DURATION, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_JWKS_BYTES,
     DEFAULT_MAX_STALE, DEFAULT_MIN_CACHE_DURATION, DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL, Discovery,
@@ -67,7 +75,8 @@ pub use key_source::{
 };
 pub use locations::{HeaderLocation, TokenLocations};
 pub use matchers::{StringMatcher, StringPattern};
-pub use output::{ClaimFormat, ClaimToHeader};
+pub use metadata::{ClaimToFilterState, FilterStateOutputs};
+pub use output::{ClaimFormat, ClaimToHeader, STATUS_HEADER};
 pub use providers::{
     DEFAULT_JWT_CACHE_SIZE, DEFAULT_SHARED_CACHE_SIZE, JwtCacheConfig, MAX_SHARED_CACHE_SIZE, Mode, Provider,
     ProviderId, RequiredClaim,
@@ -77,7 +86,6 @@ pub(crate) use rules::path_only;
 pub use rules::{PathMatcher, Rule};
 pub(crate) use walk::{is_blank, is_tchar};
 
-use crate::forward;
 use crate::policy::DEFAULT_MAX_TOKEN_BYTES;
 use providers::{parse_mode, parse_providers};
 use requirements::{named_requirements, parse_requirement_map};
@@ -114,13 +122,32 @@ pub struct Config {
     pub stat_prefix: String,
     /// Accepted jwt_authn fields this filter ignores, one line each (for the load log).
     pub warnings: Vec<String>,
-    /// Every header the filter writes upstream ([`forward::output_headers`]), worked out once.
+    /// Every header the filter writes upstream ([`output::output_headers`]), worked out once.
     pub output_headers: Vec<String>,
     /// jwt_authn `requirement_map`, sorted by name: what rules and routes name.
     pub requirement_map: Vec<NamedRequirement>,
     /// Extension `route_metadata`: read each request's route metadata (see `route`); by default
     /// on when `requirement_map` is set.
     pub route_metadata: bool,
+    /// Extension `output_headers_from_client`: what a client's copy of an output header gets.
+    pub output_headers_from_client: ClientOutputHeaders,
+    /// Every provider is in report mode: nothing is ever refused, not even a request the filter
+    /// cannot place (a route it cannot follow, a client-sent output header); it is reported.
+    pub reports_only: bool,
+}
+
+/// The `output_headers_from_client` extension: what happens to a request that carries a header
+/// this filter writes (`forward_payload_header`, `claim_to_headers`, `x-jwt-authn-status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientOutputHeaders {
+    /// `"remove"`, the default (as jwt_authn): the client's copy is removed and the filter writes
+    /// its own. Works behind another Envoy that wrote them (a gateway in front of a sidecar).
+    #[default]
+    Remove,
+    /// `"reject"`: the request is refused (400 `output_header_from_client`), for deployments whose
+    /// routes match on these headers: Envoy matched the route with the client's copy and will
+    /// route again without it (see `route`).
+    Reject,
 }
 
 /// Default metric name prefix.
@@ -189,10 +216,12 @@ impl Config {
             None => !requirement_map.is_empty(),
             Some(_) => top.bool("route_metadata")?,
         };
+        let output_headers_from_client = parse_client_output_headers(&mut top)?;
+        let reports_only = !providers.is_empty() && providers.iter().all(|p| p.mode == Mode::Report);
         top.finish(&[JWT_AUTHENTICATION_UNUSED], &mut warnings)?;
         let requirement_map = named_requirements(requirement_map, &providers);
         Ok(Config {
-            output_headers: forward::output_headers(&providers),
+            output_headers: output::output_headers(&providers),
             providers,
             rules,
             max_token_bytes,
@@ -202,8 +231,10 @@ impl Config {
             strip_failure_response,
             stat_prefix,
             warnings,
+            reports_only,
             requirement_map,
             route_metadata,
+            output_headers_from_client,
         })
     }
 
@@ -230,6 +261,15 @@ fn parse_max_token_bytes(top: &mut Obj) -> Result<usize> {
             .ok_or_else(|| {
                 error(path, format!("expected an integer from 1 to {MAX_CONFIGURABLE_TOKEN_BYTES}"))
             }),
+    }
+}
+
+fn parse_client_output_headers(top: &mut Obj) -> Result<ClientOutputHeaders> {
+    let path = top.at("output_headers_from_client");
+    match top.str("output_headers_from_client")? {
+        None | Some("remove") => Ok(ClientOutputHeaders::Remove),
+        Some("reject") => Ok(ClientOutputHeaders::Reject),
+        Some(_) => Err(error(path, "expected \"remove\" (the default) or \"reject\"")),
     }
 }
 
@@ -370,6 +410,22 @@ mod tests {
     }
 
     #[test]
+    fn client_output_headers_and_report_only() {
+        for (value, chosen) in [
+            (json!("remove"), ClientOutputHeaders::Remove),
+            (json!("reject"), ClientOutputHeaders::Reject),
+            (Value::Null, ClientOutputHeaders::Remove),
+        ] {
+            let config = parse(&with("", "output_headers_from_client", value.clone())).unwrap();
+            assert_eq!(config.output_headers_from_client, chosen, "{value}");
+        }
+        assert!(!parse(&json!({})).unwrap().reports_only, "no provider: nothing reports");
+        assert!(parse(&with("", "mode", json!("report"))).unwrap().reports_only);
+        let one_enforcing = with("/providers/q", "mode", json!("report"));
+        assert!(!parse(&one_enforcing).unwrap().reports_only);
+    }
+
+    #[test]
     fn defaults() {
         let config = parse(&json!({"providers": {
             "r": {"remote_jwks": {"http_uri": {"uri": "https://idp.example", "cluster": "idp"}}},
@@ -439,6 +495,7 @@ mod tests {
             (with("", "crypto", json!("Host")), "crypto", "expected \"auto\" (the default), \"host\" or \"wasm\""),
             (with("", "crypto", json!("")), "crypto", "\"host\" or \"wasm\""),
             (with("", "crypto", json!(true)), "crypto", "expected a string"),
+            (with("", "output_headers_from_client", json!("drop")), "output_headers_from_client", "\"remove\" (the default) or \"reject\""),
             (with("", "provders", json!({})), "provders", "unknown field (misspelt?)"),
             (with("", "rules", json!({})), "rules", "expected a list"),
             (with("", "filter_state_rules", json!({"name": "x"})), "filter_state_rules", "not supported"),

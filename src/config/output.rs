@@ -2,7 +2,7 @@
 //! `pad_forward_payload_header`, a plain flag read with the provider) and `claim_to_headers`.
 
 use super::walk::{Obj, header_name, non_empty};
-use super::{Result, error};
+use super::{Provider, Result, error};
 
 /// `claim_to_headers` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,25 @@ pub enum ClaimFormat {
     Text,
     /// Always the claim's JSON text.
     Json,
+}
+
+/// Where the filter reports the outcome in `report` mode.
+pub const STATUS_HEADER: &str = "x-jwt-authn-status";
+
+/// Every header the filter writes upstream: always removed from the client's request first, so the
+/// upstream can trust whatever value it sees (even when a claim is absent, or the route needs no
+/// token).
+pub fn output_headers(providers: &[Provider]) -> Vec<String> {
+    let mut names: Vec<String> = vec![STATUS_HEADER.to_owned()];
+    for p in providers {
+        let claim_headers = p.claim_to_headers.iter().map(|c| &c.header_name);
+        for name in p.forward_payload_header.iter().chain(claim_headers) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    names
 }
 
 /// `forward_payload_header`, lower-cased; unset when empty (proto3).

@@ -1,18 +1,17 @@
 //! `JwtProvider`: who issues the tokens, what a token must satisfy (the [`Policy`]), and this
 //! filter's per-provider extensions (`mode`, `required_claims`, `required_scopes`, the
-//! `jwt_cache_config` defaults). Where keys, tokens and output headers come from is parsed by the
+//! `jwt_cache_config` defaults; `dpop` and `certificate_bound` in `binding`). Where keys, tokens and output headers come from is parsed by the
 //! files named for them.
 
+use super::binding::{TokenBinding, parse_binding};
 use super::key_source::parse_key_source;
 use super::locations::{TokenLocations, parse_locations};
 use super::matchers::{StringMatcher, parse_string_matcher};
-use super::metadata::{METADATA_UNUSED, parse_metadata};
+use super::metadata::{FilterStateOutputs, METADATA_UNUSED, parse_metadata};
 use super::output::{ClaimToHeader, parse_claim_to_headers, parse_forward_payload_header};
 use super::walk::Decision::{Reject, Warn};
-use super::walk::{Obj, Unused, as_str, non_empty, sorted_members};
+use super::walk::{Obj, Unused, non_empty, parse_algorithms, sorted_members};
 use super::{KeySource, Result, error};
-use crate::alg::{Algorithm, AlgorithmSet};
-use crate::identity;
 use crate::policy::{DEFAULT_CLOCK_SKEW_SECONDS, Policy};
 use serde_json::Value;
 
@@ -45,7 +44,9 @@ pub struct Provider {
     pub required_scopes: Vec<String>,
     /// jwt_authn `payload_in_metadata`, `header_in_metadata`, `failed_status_in_metadata` (as
     /// filter state), and the extension `claim_to_filter_state`.
-    pub identity: identity::Outputs,
+    pub identity: FilterStateOutputs,
+    /// Extension: sender-constrained tokens (`dpop`, `certificate_bound`); off by default.
+    pub binding: TokenBinding,
 }
 
 /// Whether failures refuse the request (`enforce`, the default) or are only reported.
@@ -152,37 +153,10 @@ fn parse_provider(
         required_claims: parse_required_claims(&mut o)?,
         required_scopes: parse_required_scopes(&mut o)?,
         identity: parse_metadata(&mut o)?,
+        binding: parse_binding(&mut o)?,
     };
     o.finish(&[PROVIDER_UNUSED, METADATA_UNUSED], warnings)?;
     Ok(provider)
-}
-
-fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
-    if o.get("algorithms").is_none() {
-        return Ok(AlgorithmSet::all());
-    }
-    let items = o.list("algorithms")?;
-    if items.is_empty() {
-        return Err(error(o.at("algorithms"), "list at least one algorithm, or omit the field to allow all"));
-    }
-    items
-        .into_iter()
-        .map(|(path, v)| {
-            let name = as_str(v, &path)?;
-            Algorithm::from_name(name).ok_or_else(|| error(path, refused_algorithm(name)))
-        })
-        .collect()
-}
-
-fn refused_algorithm(name: &str) -> String {
-    if name.eq_ignore_ascii_case("none") {
-        "`none` is never accepted: unsigned tokens would pass".to_owned()
-    } else if name.to_ascii_uppercase().starts_with("HS") {
-        format!("`{name}` is never accepted: HMAC keys would have to be public in the JWKS")
-    } else {
-        let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        format!("unknown algorithm `{name}` (known: {})", known.join(", "))
-    }
 }
 
 fn parse_max_lifetime(o: &mut Obj) -> Result<Option<u64>> {

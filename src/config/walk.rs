@@ -1,9 +1,11 @@
 //! Reading the configuration document: strict JSON in, then one [`Obj`] per proto message that
 //! knows its dotted path (for error messages) and which members were read, so that whatever is left
 //! is either classified by a message's decision table ([`Unused`]) or refused as an unknown field.
-//! Also the typed readers every message shares: strings, durations, ranges, header names.
+//! Also the typed readers every message shares: strings, durations, ranges, header names,
+//! algorithm allow-lists.
 
 use super::{Result, error};
+use crate::alg::{Algorithm, AlgorithmSet};
 use crate::json::{self, StrictJsonError};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -218,6 +220,35 @@ pub(super) fn in_range(
     what: &str,
 ) -> Result<Duration> {
     if d < min || d >= max { Err(error(path, what)) } else { Ok(d) }
+}
+
+/// `algorithms` of a provider (the token's) or of its `dpop` block (the proof's).
+pub(super) fn parse_algorithms(o: &mut Obj) -> Result<AlgorithmSet> {
+    if o.get("algorithms").is_none() {
+        return Ok(AlgorithmSet::all());
+    }
+    let items = o.list("algorithms")?;
+    if items.is_empty() {
+        return Err(error(o.at("algorithms"), "list at least one algorithm, or omit the field to allow all"));
+    }
+    items
+        .into_iter()
+        .map(|(path, v)| {
+            let name = as_str(v, &path)?;
+            Algorithm::from_name(name).ok_or_else(|| error(path, refused_algorithm(name)))
+        })
+        .collect()
+}
+
+fn refused_algorithm(name: &str) -> String {
+    if name.eq_ignore_ascii_case("none") {
+        "`none` is never accepted: unsigned tokens would pass".to_owned()
+    } else if name.to_ascii_uppercase().starts_with("HS") {
+        format!("`{name}` is never accepted: HMAC keys would have to be public in the JWKS")
+    } else {
+        let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown algorithm `{name}` (known: {})", known.join(", "))
+    }
 }
 
 pub(crate) fn is_blank(c: char) -> bool {

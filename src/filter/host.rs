@@ -117,18 +117,22 @@ pub fn resume_request() {
     check("continue_stream", unsafe { abi::proxy_continue_stream(HTTP_REQUEST_STREAM) });
 }
 
-/// A property of the current stream, as Envoy serializes it (`path`: its parts, NUL-separated).
-/// `None` when absent, or when the host refuses (treated as absent by callers that must then fail
-/// closed on what they needed from it).
-pub fn property(path: &[u8]) -> Option<Vec<u8>> {
+/// A property of the current stream, as Envoy serializes it (`path`: its parts, NUL-separated):
+/// `Ok(None)` only when the host says "not found"; any other refusal is `Err(status)`, for the
+/// caller to fail closed on.
+pub fn property(path: &[u8]) -> Result<Option<Vec<u8>>, u32> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: the path is a live buffer read during the call; on success the host hands over a
     // buffer it allocated with this module's `proxy_on_memory_allocate` (the SDK's, a `Vec` of
     // exactly `size` bytes), which this takes ownership of once, as the SDK's own wrapper does.
-    unsafe {
-        let status = abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size);
-        (status == 0 && !data.is_null()).then(|| Vec::from_raw_parts(data, size, size))
+    let status = unsafe { abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    match status {
+        0 if data.is_null() => Ok(Some(Vec::new())),
+        // SAFETY: as above.
+        0 => Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) })),
+        NOT_FOUND => Ok(None),
+        refused => Err(refused),
     }
 }
 
@@ -143,6 +147,8 @@ pub fn set_filter_state(name: &str, value: &str) {
 /// proxy-wasm's `MapType::HttpRequestHeaders` and `StreamType::HttpRequest`.
 const REQUEST_HEADERS: u32 = 0;
 const HTTP_REQUEST_STREAM: u32 = 0;
+/// proxy-wasm's `Status::NotFound`.
+const NOT_FOUND: u32 = 1;
 
 fn check(call: &str, status: u32) {
     if status != 0 {

@@ -2,11 +2,10 @@
 
 use super::host;
 use super::vm::{Held, Vm};
-use crate::authn::{Decision, Reply};
-use crate::error::AuthnError;
+use crate::authn::{self, Decision};
 use crate::forward::Mutations;
 use crate::identity::Entries;
-use crate::route::{self, RouteChoice};
+use crate::route::{self, RouteChoice, RouteMetadata};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use std::cell::RefCell;
@@ -35,10 +34,8 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     let headers = map.pairs();
     // Read before this filter changes any header (which makes Envoy route again): see `route`.
     let read_route = vm.borrow().config.route_metadata;
-    let route = match read_route {
-        true => route::parse(host::property(route::METADATA_PROPERTY).as_deref()),
-        false => RouteChoice::Rules,
-    };
+    let route = if read_route { read_route_choice() } else { RouteChoice::Rules };
+    warn_once_if_unfollowable(vm, &route);
     // The borrow ends before any host call that could re-enter the VM (a local reply ends the
     // stream, and Envoy deletes its context: `Drop for Http`).
     let decision = vm.borrow_mut().decide(&headers, &route, now_ms, held_until);
@@ -49,7 +46,7 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
         }
         Decision::Deny(reply) => {
             host::log(
-                deny_level(&reply),
+                LogLevel::Debug,
                 &format!("{} {}: {}{}", reply.status, path(&headers), reply.reason, detail(&route)),
             );
             write_filter_state(&reply.filter_state);
@@ -74,12 +71,38 @@ fn apply(m: &Mutations, headers: &[(&str, &str)]) {
     write_filter_state(&m.filter_state);
 }
 
-/// A route this filter cannot follow is a configuration error: a warning; other refusals are
-/// routine.
-fn deny_level(reply: &Reply) -> LogLevel {
-    let route_errors = [AuthnError::UnknownRequirement, AuthnError::BadRouteMetadata];
-    if route_errors.iter().any(|e| e.reason() == reply.reason) { LogLevel::Warn } else { LogLevel::Debug }
+/// The matched route's metadata: only "not found" means none (see `route`).
+fn read_route_choice() -> RouteChoice {
+    match host::property(route::METADATA_PROPERTY) {
+        Ok(None) => route::parse(RouteMetadata::Absent),
+        Ok(Some(bytes)) => route::parse(RouteMetadata::Value(&bytes)),
+        Err(status) => route::parse(RouteMetadata::Unreadable(status)),
+    }
 }
+
+/// A route this configuration cannot follow is the operator's error, not the client's: its
+/// requests are refused (and counted as `denied.route`), and the log names the route and the
+/// reason once per route and VM (later requests log at debug level with the rest).
+fn warn_once_if_unfollowable(vm: &RefCell<Vm>, route: &RouteChoice) {
+    let (problem, reports_only) = {
+        let config = &vm.borrow().config;
+        (authn::route_problem(config, route), config.reports_only)
+    };
+    let Some(problem) = problem else { return };
+    let name = host::property(ROUTE_NAME).ok().flatten().map(|n| String::from_utf8_lossy(&n).into_owned());
+    let name = name.unwrap_or_default();
+    if vm.borrow_mut().first_warning_for(&name, &problem) {
+        let fate = if reports_only { "reported (report mode)" } else { "refused (403)" };
+        let message = format!(
+            "route `{name}`: filter_metadata.jwt_authn_wasm cannot be followed: {problem}; \
+             its requests are {fate} until the route is fixed"
+        );
+        host::log(LogLevel::Warn, &message);
+    }
+}
+
+/// The property path of the matched route's name.
+const ROUTE_NAME: &[u8] = b"xds\0route_name";
 
 fn detail(route: &RouteChoice) -> String {
     match route {

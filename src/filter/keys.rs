@@ -1,7 +1,7 @@
 //! A provider's keys in one VM, kept in step with the copy in shared data.
 //!
 //! Shared data holds, per JWKS source (`RemoteJwks::shared_name`, under the format version
-//! `shared_record::NAMESPACE`), two entries: `<source>#state`, the small `FetchState`
+//! `namespace::NAMESPACE`), two entries: `<source>#state`, the small `FetchState`
 //! record every VM reads on every tick, and `<source>#keys`, the JWKS document, read only when
 //! the state shows a version this VM has not parsed yet. So the
 //! request path never copies or parses a JWKS; each VM parses each version once.

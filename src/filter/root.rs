@@ -128,6 +128,7 @@ impl RootContext for Root {
                 return false;
             }
         };
+        warn_if_vm_id_is_shared();
         let vm = Vm::new(config, &bytes, host::now_ms(), selected.crypto, digester);
         for keys in &vm.keys {
             keys.create_shared_state();
@@ -155,5 +156,24 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// Shared data is one namespace per `vm_id`, across modules: with an empty `vm_id` (Istio's
+/// `WasmPlugin` sets none) every wasm plugin in the process with an empty `vm_id` can read and
+/// write the keys, the verified-token record and its digest key. Said once per process (two VMs
+/// starting together may both say it).
+fn warn_if_vm_id_is_shared() {
+    let empty = host::property(b"plugin_vm_id").is_ok_and(|id| id.is_none_or(|id| id.is_empty()));
+    let said = format!("{}/empty-vm-id-warned", crate::namespace::NAMESPACE);
+    if empty && host::shared_get(&said).0.is_none() {
+        host::shared_set(&said, b"1", None);
+        host::log(
+            LogLevel::Warn,
+            "vm_id is empty: every wasm plugin in this Envoy process with an empty vm_id shares this \
+             filter's shared data (its keys, its record of verified tokens and that record's secret key) \
+             and can read and write it; give the filter a vm_id of its own (vm_config.vm_id) unless \
+             every such plugin is trusted as much as the filter (see README, Keys)",
+        );
     }
 }

@@ -33,7 +33,13 @@ pub struct Vm {
     pub metrics: Metrics,
     /// Reused for every decision's events (no allocation per request).
     events: Vec<authn::Event>,
+    /// Routes (name, problem) whose metadata this VM has warned about, at most
+    /// `MAX_WARNED_ROUTES` (routes come from configuration, but route updates can bring new ones).
+    warned_routes: Vec<(String, String)>,
 }
+
+/// Past this many, a route this VM cannot follow is warned about on every request.
+const MAX_WARNED_ROUTES: usize = 256;
 
 #[derive(Clone, Copy)]
 pub struct Held {
@@ -76,7 +82,18 @@ impl Vm {
             crypto,
             metrics,
             events: Vec::new(),
+            warned_routes: Vec::new(),
         }
+    }
+
+    /// Whether this is the first time this VM meets `problem` on the route `name` (then it is
+    /// remembered).
+    pub fn first_warning_for(&mut self, name: &str, problem: &str) -> bool {
+        let seen = self.warned_routes.iter().any(|(n, p)| n == name && p == problem);
+        if !seen && self.warned_routes.len() < MAX_WARNED_ROUTES {
+            self.warned_routes.push((name.to_owned(), problem.to_owned()));
+        }
+        !seen
     }
 
     /// Asks for the refetches a held request needs and says until when it may wait: the startup

@@ -128,6 +128,13 @@ impl EnvoyConfig {
         self
     }
 
+    /// As `template`, with values that are YAML nodes (lists, maps) rather than strings.
+    pub fn template_nodes(mut self, name: &'static str, values: &[(&'static str, Value)]) -> Self {
+        self.template = name;
+        self.values = values.iter().map(|(k, v)| (*k, yaml_flow(v))).collect();
+        self
+    }
+
     /// Reaches the `idp` cluster over TLS: SNI `host`, the server certificate verified against the
     /// CA in `ca_file` and required to name `host` (a DNS subject alternative name).
     pub fn idp_tls(mut self, host: &str, ca_file: &Path) -> Self {

@@ -37,6 +37,26 @@ pub fn envoy_bin() -> Result<PathBuf, String> {
     }
 }
 
+/// The version of the Envoy the tests run (`envoy_bin`), as `(major, minor, patch)` from its
+/// `--version` line (`.../1.40.0/Clean/RELEASE/BoringSSL`): for the few checks whose right answer
+/// is Envoy's and changed between releases (`make test-envoy-versions` runs older ones). Read once.
+pub fn envoy_version() -> (u32, u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let bin = envoy_bin().unwrap_or_else(|e| panic!("{e}"));
+        let out = std::process::Command::new(&bin).arg("--version").output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let parsed = text.split('/').find_map(|part| {
+            let mut numbers = part.split('.').map(|n| n.parse::<u32>().ok());
+            match (numbers.next(), numbers.next(), numbers.next(), numbers.next()) {
+                (Some(Some(a)), Some(Some(b)), Some(Some(c)), None) => Some((a, b, c)),
+                _ => None,
+            }
+        });
+        parsed.unwrap_or_else(|| panic!("no version in `{} --version`: {text:?}", bin.display()))
+    })
+}
+
 /// The filter module from env `WASM_PATH`, else the release build's output (it may not exist).
 pub fn wasm_path() -> PathBuf {
     match std::env::var_os("WASM_PATH") {
