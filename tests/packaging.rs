@@ -5,7 +5,8 @@
 //! - the Istio manifests in `envoy/istio` parse, use only `WasmPlugin` v1alpha1 fields, and carry
 //!   the demo config, which the filter's own parser (and, with Envoy and the module, the filter
 //!   in Envoy) accepts, pointed at the cluster their `ServiceEntry` creates;
-//! - `envoy/docker-compose.yaml` mounts what `demo.yaml` names, where it looks for it.
+//! - `envoy/docker-compose.yaml` mounts what `demo.yaml` names, where it looks for it;
+//! - the module `make build` ships exports only the callbacks the filter uses.
 //!
 //! The layout tests need python3, the Envoy tests Envoy and the release `.wasm`: each is skipped
 //! without them, unless CI=true.
@@ -597,6 +598,34 @@ fn demo_yaml_validates_with_the_real_module() {
     let relative = "target/wasm32-wasip1/release/jwt_authn_wasm.wasm";
     assert!(demo.contains(relative));
     Envoy::validate(&demo.replace(relative, &wasm.to_string_lossy())).unwrap_or_else(|e| panic!("{e}"));
+}
+
+// --- The module's exports ---
+
+/// What the shipped module exports besides the callbacks the filter uses
+/// (`wasm_exports::FILTER_CALLBACKS`, with why each): its memory, entry point and ABI version.
+const NOT_CALLBACKS: [&str; 3] = ["memory", "_initialize", "proxy_abi_version_0_2_1"];
+
+/// The module `make build` leaves is stripped: Envoy enters the VM for every `proxy_on_*` a
+/// module exports, and the SDK exports all of them, among them some Envoy calls on every request
+/// (done, log, the response and body callbacks) that the filter does not use.
+#[test]
+fn the_module_exports_only_the_callbacks_the_filter_uses() {
+    let Some(wasm) = require_wasm() else { return };
+    let module = std::fs::read(&wasm).unwrap();
+    let exports = wasm_exports::exports(&module).unwrap();
+    let mut expected = [NOT_CALLBACKS.as_slice(), &wasm_exports::FILTER_CALLBACKS].concat();
+    expected.sort_unstable();
+    let mut found: Vec<&str> = exports.iter().map(|e| e.name.as_str()).collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        expected,
+        "{}: not the module `make build` ships (it strips the exports)",
+        wasm.display()
+    );
+    // The entry points are functions, the memory is the memory.
+    assert!(exports.iter().all(|e| (e.kind == wasm_exports::FUNC) == (e.name != "memory")), "{exports:?}");
 }
 
 /// A compose service's bind mounts, target → source resolved against envoy/ (compose resolves

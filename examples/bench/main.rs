@@ -2,9 +2,10 @@
 //! by side on one machine (issue 4 §3). Not a test: it measures and reports.
 //!
 //! ```text
-//! cargo run --release --example bench              # table + keys (the default; ~10 min)
+//! cargo run --release --example bench              # table + keys + instructions (the default; ~35 min)
 //! cargo run --release --example bench -- table     # the main table (with the `spread` row) only
 //! cargo run --release --example bench -- keys      # cost with a JWKS of 1, 10 and 100 keys
+//! cargo run --release --example bench -- instructions   # instructions per request (callgrind)
 //! cargo run --release --example bench -- rss [VARIANT]   # Envoy's RSS over 1,000,000 fresh tokens
 //! cargo run --release --example bench -- ab A.wasm B.wasm  # two builds side by side (ab.rs)
 //! ```
@@ -17,13 +18,16 @@
 //! workloads to run, comma-separated), BENCH_SHAPE (`mixed16`: the table's JWKS has 16 keys of mixed kinds,
 //! 16 connections), BENCH_SPREAD (0: no `spread` row), BENCH_PIN (0: no taskset),
 //! BENCH_RSS_REQUESTS (1000000), BENCH_RSS_CHUNK (s per wrk run in `rss`, 20), BENCH_RSS_MAX (s,
-//! 1800: `rss` stops there, reported incomplete).
+//! 1800: `rss` stops there, reported incomplete), BENCH_CG_REQUESTS (requests counted per
+//! `instructions` window, 2000), BENCH_CG_WARMUP (requests before it, 500).
 //! Results: stdout and `bench/results.json`; tokens go to `bench/out/`.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 mod ab;
+mod callgrind;
+mod instructions;
 mod measure;
 mod report;
 mod setup;
@@ -33,10 +37,10 @@ use report::{Machine, Run};
 use serde_json::{Value, json};
 use setup::{Modules, Tokens, Variant, Workload};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use support::envoy::{Envoy, TempDir};
+use support::envoy::{Envoy, Launch, TempDir};
 use support::servers::JwksServer;
 
 /// The JWKS sizes of the `keys` mode.
@@ -70,17 +74,24 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> &'static str {
-    "usage: bench [all | table | keys | rss [VARIANT] | ab A.wasm B.wasm]   (see examples/bench/main.rs for the knobs)"
+    "usage: bench [all | table | keys | instructions | rss [VARIANT] | ab A.wasm B.wasm]   (see examples/bench/main.rs for the knobs)"
 }
 
 fn run(mode: &str, arg: Option<&str>) -> Result<(), String> {
     let started = Instant::now();
+    if mode != "instructions" && Command::new("wrk").arg("-v").output().is_err() {
+        return Err("wrk is not installed: apt-get install -y wrk".into());
+    }
     let mut bench = Bench::new()?;
     let mut sections = BTreeMap::new();
     match mode {
         "all" => {
             sections.insert("table", bench.table()?);
             sections.insert("keys", bench.keys()?);
+            sections.insert("instructions", bench.instructions()?);
+        }
+        "instructions" => {
+            sections.insert("instructions", bench.instructions()?);
         }
         "table" => {
             sections.insert("table", bench.table()?);
@@ -220,9 +231,6 @@ impl Bench {
     fn new() -> Result<Bench, String> {
         let settings = Settings::from_env()?;
         let envoy_bin = support::envoy_bin()?;
-        if Command::new("wrk").arg("-v").output().is_err() {
-            return Err("wrk is not installed: apt-get install -y wrk".into());
-        }
         let scratch = TempDir::new("bench");
         let noop = scratch.path().join("noop.wasm");
         std::fs::write(&noop, support::envoy::stub_module())
@@ -260,21 +268,39 @@ impl Bench {
     /// Starts Envoy for `variant` with `jwks` behind the idp cluster and `workers` worker threads;
     /// `None` (reason kept in `refused`) when the variant cannot run.
     fn start(&mut self, variant: Variant, jwks: &str, workers: u32) -> Result<Option<Envoy>, String> {
-        if let Some(why) = self.refused.get(variant.name) {
-            eprintln!("  {}: skipped ({why})", variant.name);
+        let yaml = variant.yaml(self.jwks.port(), &self.modules);
+        let module = variant.needs_filter().then(|| self.modules.filter.clone());
+        self.start_config(variant.name, &yaml, module.as_deref(), jwks, workers, Launch::default())
+    }
+
+    /// Starts Envoy with `yaml` (which loads `module`, if any) under the name `name`, as `launch`
+    /// says, with `jwks` behind the idp cluster; `None` (reason kept in `refused`) when Envoy
+    /// refuses the config (checked once per name).
+    fn start_config(
+        &mut self,
+        name: &'static str,
+        yaml: &str,
+        module: Option<&Path>,
+        jwks: &str,
+        workers: u32,
+        launch: Launch,
+    ) -> Result<Option<Envoy>, String> {
+        if let Some(why) = self.refused.get(name) {
+            eprintln!("  {name}: skipped ({why})");
             return Ok(None);
         }
-        let yaml = variant.yaml(self.jwks.port(), &self.modules);
-        if !self.checked.contains(&variant.name) {
-            self.checked.push(variant.name);
-            if let Err(why) = self.check(variant, &yaml) {
-                eprintln!("  {}: REFUSED: {why}", variant.name);
-                self.refused.insert(variant.name, why);
+        if !self.checked.contains(&name) {
+            self.checked.push(name);
+            if let Err(why) = check(module, yaml) {
+                eprintln!("  {name}: REFUSED: {why}");
+                self.refused.insert(name, why);
                 return Ok(None);
             }
         }
         self.jwks.set_body(jwks);
-        let envoy = Envoy::start(&yaml, workers);
+        // Under a profiler start-up and the first requests take minutes, not seconds.
+        let ready_timeout = if launch.wrapper.is_empty() { READY_TIMEOUT } else { launch.start_timeout };
+        let envoy = Envoy::try_start_with(yaml, workers, launch)?;
         // Per-request debug logging would be measured too: quiet every logger after start-up.
         let quiet = support::http::request(envoy.admin_port(), "POST", "/logging?level=warning", &[])?;
         if quiet.status != 200 {
@@ -287,17 +313,17 @@ impl Bench {
                 return Err(format!("taskset could not pin Envoy ({pid}) to core {cpu}"));
             }
         }
-        self.wait_ready(&envoy, variant);
+        self.wait_ready(&envoy, name, ready_timeout);
         Ok(Some(envoy))
     }
 
     /// Waits until a valid RS256 token gets a 200 (the filters fetch the JWKS first), for at most
-    /// `READY_TIMEOUT`. When it never comes the runs go ahead, and the warm-up reports them invalid.
-    fn wait_ready(&self, envoy: &Envoy, variant: Variant) {
+    /// `timeout`. When it never comes the runs go ahead, and the warm-up reports them invalid.
+    fn wait_ready(&self, envoy: &Envoy, name: &str, timeout: Duration) {
         let repeat = Workload::new(setup::RS256, Tokens::Repeat);
         let token = std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
         let mut last = String::new();
-        let ready = support::wait_until(READY_TIMEOUT, || {
+        let ready = support::wait_until(timeout, || {
             match support::http::request(
                 envoy.port(),
                 "GET",
@@ -316,20 +342,8 @@ impl Bench {
             }
         });
         if !ready {
-            eprintln!("  {}: no 200 after {READY_TIMEOUT:?} (last: {last})", variant.name);
+            eprintln!("  {name}: no 200 after {timeout:?} (last: {last})");
         }
-    }
-
-    /// Whether Envoy accepts this variant's config (`--mode validate` loads the module and runs
-    /// its configuration), so a refused variant is reported instead of ending the bench.
-    fn check(&self, variant: Variant, yaml: &str) -> Result<(), String> {
-        if variant.needs_filter() && !self.modules.filter.is_file() {
-            return Err(format!(
-                "no filter module at {} (run `make build` or set WASM_PATH)",
-                self.modules.filter.display()
-            ));
-        }
-        Envoy::validate(yaml).map_err(|log| report::refusal(&log))
     }
 
     fn measure(
@@ -540,8 +554,17 @@ impl Bench {
     }
 }
 
+/// Whether Envoy accepts a config (`--mode validate` loads the module and runs its configuration),
+/// so a refused variant is reported instead of ending the bench.
+fn check(module: Option<&Path>, yaml: &str) -> Result<(), String> {
+    if let Some(module) = module.filter(|m| !m.is_file()) {
+        return Err(format!("no module at {} (see `make bench` in bench/README.md)", module.display()));
+    }
+    Envoy::validate(yaml).map_err(|log| report::refusal(&log))
+}
+
 /// The variants in this round's order: as listed in odd rounds, reversed in even ones.
-fn in_round_order(variants: &[Variant], round: u32) -> Vec<Variant> {
+fn in_round_order<T: Clone>(variants: &[T], round: u32) -> Vec<T> {
     let mut order = variants.to_vec();
     if round.is_multiple_of(2) {
         order.reverse();

@@ -87,7 +87,13 @@ impl WrkResult {
 /// Runs wrk for `secs` seconds against `port`, each request with the next token of `tokens`.
 /// `start`: where the threads begin in the token list (`second-half` for a warm-up, so the run
 /// measured after it does not begin with the tokens it just sent); `in_step` loads take none.
-pub fn wrk(load: &Load, port: u16, tokens: &Path, secs: u32, start: Option<&str>) -> Result<WrkResult, String> {
+pub fn wrk(
+    load: &Load,
+    port: u16,
+    tokens: &Path,
+    secs: u32,
+    start: Option<&str>,
+) -> Result<WrkResult, String> {
     let mut cmd = match load.cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -216,11 +222,7 @@ pub fn sample(
     let invalid = w.invalid().or_else(|| {
         (non2xx > 0).then(|| format!("Envoy answered {non2xx} of {requests} requests outside 2xx"))
     });
-    let counters = after
-        .verify
-        .iter()
-        .map(|(name, v)| (name.clone(), v.saturating_sub(before.verify.get(name).copied().unwrap_or(0))))
-        .collect();
+    let counters = after.moved_since(&before);
     Ok(Sample {
         envoy_cpu_s: cpu1 - cpu0,
         envoy_requests: requests,
@@ -232,14 +234,14 @@ pub fn sample(
 }
 
 /// Envoy's answered requests so far, how many of them were not 2xx, and the `VERIFY_COUNTERS`.
-struct Answered {
-    completed: u64,
-    non2xx: u64,
-    verify: BTreeMap<String, u64>,
+pub struct Answered {
+    pub completed: u64,
+    pub non2xx: u64,
+    pub verify: BTreeMap<String, u64>,
 }
 
 impl Answered {
-    fn read(envoy: &Envoy) -> Result<Answered, String> {
+    pub fn read(envoy: &Envoy) -> Result<Answered, String> {
         let body = envoy.admin("/stats")?.body;
         let stats: BTreeMap<&str, u64> = body
             .lines()
@@ -255,5 +257,13 @@ impl Answered {
             .map(|(n, v)| (n.to_string(), *v))
             .collect();
         Ok(Answered { completed, non2xx, verify })
+    }
+
+    /// How far each of `VERIFY_COUNTERS` moved since `before`, by full name.
+    pub fn moved_since(&self, before: &Answered) -> BTreeMap<String, u64> {
+        self.verify
+            .iter()
+            .map(|(name, v)| (name.clone(), v.saturating_sub(before.verify.get(name).copied().unwrap_or(0))))
+            .collect()
     }
 }

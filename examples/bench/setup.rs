@@ -84,7 +84,7 @@ impl Variant {
     /// The Envoy config: `envoy/bench-direct.yaml.tmpl` with this variant's filters, JWKS from
     /// `idp_port`, listener and admin on OS-picked ports.
     pub fn yaml(&self, idp_port: u16, modules: &Modules) -> String {
-        let mut filters = match self.kind {
+        let filters = match self.kind {
             Kind::NoFilter => vec![],
             Kind::NoopWasm => vec![wasm_filter(&modules.noop, "{}")],
             Kind::JwtAuthn { cache } => {
@@ -102,18 +102,24 @@ impl Variant {
                 vec![wasm_filter(&modules.filter, &policy(crypto, cache).to_string())]
             }
         };
-        filters.push(json!({
-            "name": "envoy.filters.http.router",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-        }));
-        let values = [
-            ("LISTEN_PORT", "0".to_string()),
-            ("ADMIN_PORT", "0".to_string()),
-            ("IDP_PORT", idp_port.to_string()),
-            ("HTTP_FILTERS", config::yaml_flow(&Value::Array(filters))),
-        ];
-        config::fill(&config::template("bench-direct.yaml.tmpl"), &values)
+        envoy_yaml(filters, idp_port)
     }
+}
+
+/// `envoy/bench-direct.yaml.tmpl` with these HTTP filters before the router, JWKS from
+/// `idp_port`, listener and admin on OS-picked ports.
+pub fn envoy_yaml(mut filters: Vec<Value>, idp_port: u16) -> String {
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }));
+    let values = [
+        ("LISTEN_PORT", "0".to_string()),
+        ("ADMIN_PORT", "0".to_string()),
+        ("IDP_PORT", idp_port.to_string()),
+        ("HTTP_FILTERS", config::yaml_flow(&Value::Array(filters))),
+    ];
+    config::fill(&config::template("bench-direct.yaml.tmpl"), &values)
 }
 
 /// The e2e tests' policy (`config::corp_policy`: one provider, remote JWKS, payload and `sub`
@@ -132,7 +138,7 @@ fn policy(crypto: Option<&str>, jwt_cache_config: Option<Value>) -> Value {
 
 /// The wasm HTTP filter (V8, FAIL_CLOSED) with a module and its plugin configuration, as
 /// `envoy/e2e-wasm.yaml.tmpl` has it.
-fn wasm_filter(module: &Path, plugin_config: &str) -> Value {
+pub fn wasm_filter(module: &Path, plugin_config: &str) -> Value {
     json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {

@@ -36,7 +36,8 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     let read_route = vm.borrow().config.route_metadata;
     let route = if read_route { read_route_choice() } else { RouteChoice::Rules };
     warn_once_if_unfollowable(vm, &route);
-    // The borrow ends before any host call that could re-enter the VM (a local reply runs on_done).
+    // The borrow ends before any host call that could re-enter the VM (a local reply ends the
+    // stream, and Envoy deletes its context: `Drop for Http`).
     let decision = vm.borrow_mut().decide(&headers, &route, now_ms, held_until);
     match decision {
         Decision::Allow(mutations) => {
@@ -122,14 +123,18 @@ fn path<'h>(headers: &[(&str, &'h str)]) -> &'h str {
     headers.iter().find(|(n, _)| *n == ":path").map_or("", |(_, v)| v)
 }
 
-impl Context for Http {
-    fn on_done(&mut self) -> bool {
-        // A client that gives up while held must not be resumed later. If the root is busy with
-        // the held list it has taken it out already and will find this stream gone.
+impl Context for Http {}
+
+/// A client that gives up while held must not be resumed later: its stream is forgotten when the
+/// SDK drops this context, in `proxy_on_delete`, which Envoy calls right after the stream is done.
+/// Not in `on_done`: the module does not export `proxy_on_done` (Envoy would enter the VM for it
+/// on every request; see `tools/wasm-exports`). If the root is busy with the held list it has
+/// taken it out already and will find this stream gone.
+impl Drop for Http {
+    fn drop(&mut self) {
         if let Some(Ok(mut vm)) = self.vm.as_ref().map(|vm| vm.try_borrow_mut()) {
             vm.forget(self.context_id);
         }
-        true
     }
 }
 

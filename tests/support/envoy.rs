@@ -36,6 +36,24 @@ pub struct Envoy {
     dir: TempDir,
     port: u16,
     admin_port: u16,
+    launch: Launch,
+}
+
+/// How Envoy is run: under a command (a profiler such as valgrind) or not, and how long it may
+/// take to start and to stop.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The command and arguments Envoy's command line is appended to; empty: Envoy itself.
+    pub wrapper: Vec<String>,
+    pub start_timeout: Duration,
+    /// How long a stopped Envoy has to exit after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch { wrapper: Vec::new(), start_timeout: START_TIMEOUT, stop_grace: Duration::from_secs(1) }
+    }
 }
 
 impl Envoy {
@@ -49,11 +67,24 @@ impl Envoy {
     /// As `start`, but a config Envoy refuses is an `Err` with why and the end of Envoy's log
     /// (Envoy is stopped by then): for tests that expect the refusal.
     pub fn try_start(config_yaml: &str, concurrency: u32) -> Result<Envoy, String> {
+        Envoy::try_start_with(config_yaml, concurrency, Launch::default())
+    }
+
+    /// As `try_start`, run as `launch` says.
+    pub fn try_start_with(config_yaml: &str, concurrency: u32, launch: Launch) -> Result<Envoy, String> {
         let bin = super::envoy_bin()?;
         let dir = TempDir::new("envoy");
         let config = dir.write("envoy.yaml", config_yaml);
         let address_file = dir.path().join("admin-address");
-        let child = Command::new(&bin)
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = command
             .arg("-c")
             .arg(&config)
             .args(["--disable-hot-restart", "--concurrency", &concurrency.to_string()])
@@ -71,7 +102,7 @@ impl Envoy {
             .stderr(dir.create("stderr.log"))
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
+        let mut envoy = Envoy { child, dir, port: 0, admin_port: 0, launch };
         let started = envoy.wait_live(&address_file).and_then(|()| {
             envoy.listener_port().ok_or_else(|| "no bound listener in /listeners".to_string())
         });
@@ -82,14 +113,14 @@ impl Envoy {
             }
             Err(why) => {
                 // Stopped first, so the log read next is complete.
-                terminate(&mut envoy.child);
+                terminate_within(&mut envoy.child, envoy.launch.stop_grace);
                 Err(envoy.failure(&why))
             }
         }
     }
 
     fn wait_live(&mut self, address_file: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.launch.start_timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("Envoy exited during start-up ({status})"));
@@ -106,7 +137,7 @@ impl Envoy {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("Envoy not LIVE after {START_TIMEOUT:?}"));
+                return Err(format!("Envoy not LIVE after {:?}", self.launch.start_timeout));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -270,13 +301,18 @@ impl Envoy {
 /// after a second; returns once it has exited. A no-op for a child that exited already (e.g. on a
 /// refused config).
 pub fn terminate(child: &mut Child) {
+    terminate_within(child, Duration::from_secs(1));
+}
+
+/// As `terminate`, with SIGKILL after `grace`.
+fn terminate_within(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
     let pid = child.id().to_string();
     let termed =
         Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + grace;
     while termed && Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;
@@ -289,7 +325,7 @@ pub fn terminate(child: &mut Child) {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        terminate(&mut self.child);
+        terminate_within(&mut self.child, self.launch.stop_grace);
         if std::thread::panicking() {
             eprintln!("--- Envoy log (last {LOG_TAIL} lines) ---\n{}", tail(&self.log(), LOG_TAIL));
         }
@@ -358,17 +394,8 @@ fn wasm_name(name: &str) -> Vec<u8> {
     wasm_vec(name.as_bytes())
 }
 
-fn leb128(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+fn leb128(n: usize) -> Vec<u8> {
+    wasm_exports::leb128(n as u64)
 }
 
 /// How many downstream connections `worker` has accepted, over all listeners, in `stats`.
