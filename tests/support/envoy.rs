@@ -196,6 +196,42 @@ impl Envoy {
         }
     }
 
+    /// Sends `request` (one request on a connection of its own, nothing else reaching the listeners
+    /// meanwhile) again and again until each of `super::WORKERS` has shown a change, e.g. that it
+    /// adopted new keys, which each worker does on its own tick: a worker answers `before` until it
+    /// changed, `after` from then on (a status, and the body unless `None`), anything else fails at
+    /// once, as does `guard` passing (a guard against a hang, never a verdict). Returns the
+    /// requests sent.
+    pub fn until_every_worker_answers(
+        &self,
+        guard: Duration,
+        mut request: impl FnMut() -> http::Response,
+        before: (u16, Option<&str>),
+        after: (u16, Option<&str>),
+    ) -> usize {
+        let is = |r: &http::Response, (status, body): (u16, Option<&str>)| {
+            r.status == status && body.is_none_or(|b| b == r.body)
+        };
+        let workers = super::WORKERS;
+        let (mut changed, mut sent) = ([false; super::WORKERS.len()], 0);
+        let everywhere = super::wait_until(guard, || {
+            let (worker, r) = self.worker_serving(&mut request);
+            sent += 1;
+            if is(&r, after) {
+                changed[worker] = true;
+            } else if changed[worker] || !is(&r, before) {
+                let why =
+                    format!("{} answered {} {} (changed: {changed:?})", workers[worker], r.status, r.body);
+                self.fail(&why);
+            }
+            changed.iter().all(|c| *c)
+        });
+        if !everywhere {
+            self.fail(&format!("not every worker changed within {guard:?}: {changed:?} of {workers:?}"));
+        }
+        sent
+    }
+
     /// Runs `checks` (a few requests, each on its own connection) again until each of
     /// `super::WORKERS` has served some of the connections made since this call, at most 10
     /// rounds, and returns the number of rounds. The kernel spreads connections over the workers
