@@ -233,19 +233,19 @@ impl Envoy {
     }
 
     /// Runs `checks` (a few requests, each on its own connection) again until each of
-    /// `super::WORKERS` has served some of the connections made since this call, at most 10
-    /// rounds, and returns the number of rounds. The kernel spreads connections over the workers
-    /// at random, so a short sequence can land on one worker only.
+    /// `super::WORKERS` has served some of the connections made since this call, at most
+    /// `MAX_ROUNDS` rounds, and returns the number of rounds. The kernel spreads connections over
+    /// the workers at random, so a short sequence can land on one worker only.
     pub fn on_both_workers(&self, mut checks: impl FnMut()) -> usize {
         let workers = super::WORKERS;
         let before = workers.map(|w| self.connections_served(w));
-        for round in 1..=10 {
+        for round in 1..=MAX_ROUNDS {
             checks();
             if workers.iter().zip(before).all(|(w, before)| self.connections_served(w) > before) {
                 return round;
             }
         }
-        panic!("10 rounds of checks never reached both workers")
+        panic!("{MAX_ROUNDS} rounds of checks never reached both workers")
     }
 
     /// Evidence that a wasm VM failed: log lines with one of `WASM_FAILURE_MARKS`, and non-zero
@@ -406,6 +406,11 @@ fn leb128(mut n: usize) -> Vec<u8> {
         out.push(byte | 0x80);
     }
 }
+
+/// Rounds of `Envoy::on_both_workers`. With one request per round, all on one worker by chance is
+/// 2 in 2^rounds: 10 rounds did that in about one call in 500 (seen: e2e_oidc's expiry check,
+/// all ten on one worker), 30 in one in 500 million.
+const MAX_ROUNDS: usize = 30;
 
 /// How many downstream connections `worker` has accepted, over all listeners, in `stats`.
 fn connections_of(stats: &BTreeMap<String, u64>, worker: &str) -> u64 {
