@@ -7,7 +7,7 @@
 mod keys_common;
 mod support;
 
-use keys_common::{VmWatch, log_lines, log_time, logged_at, policy, wait_log};
+use keys_common::{VmWatch, log_lines, log_time, logged_at, policy, published_after, wait_log};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 use support::config::{ISSUER, PROVIDER, corp_jwks, corp_token};
@@ -92,8 +92,11 @@ fn discovery_refuses_tampered_documents_and_follows_good_ones() {
     // A key only the allowed host serves passes on each worker once it adopted those keys (until
     // then, an unknown kid there), and from then on.
     let only_there = corp_token("RS256", TestKey::RsaB, "rsa-b").sign();
+    // Fetches take turns, so the server's requests and answers line up.
+    let fetch = stack.jwks.requests().iter().position(|r| r.path == "/other-keys").expect("fetched");
+    let published = published_after(&stack.envoy, stack.jwks.answered_at()[fetch]);
     let request = || stack.get("/", Some(&only_there));
-    stack.envoy.until_every_worker_answers(GUARD, request, (401, Some("jwt_unknown_kid")), (200, None));
+    stack.envoy.until_every_worker_answers(published, request, (401, Some("jwt_unknown_kid")), (200, None));
 
     // A tampered document later: the refresh fails, and each retry (0.2 s, then 0.4 s later)
     // discovers again and fails again; no JWKS is fetched, the last good keys serve.

@@ -7,7 +7,7 @@
 mod keys_common;
 mod support;
 
-use keys_common::VmWatch;
+use keys_common::{VmWatch, published_after};
 use serde_json::json;
 use std::time::Duration;
 use support::config::{self, Filter, corp_jwks, corp_token};
@@ -101,13 +101,15 @@ fn after_a_key_set_change_a_token_whose_key_is_gone_is_refused() {
     // refetch: cache_duration is 600 s, so no other refresh comes during the test), and each
     // worker adopts it on its next tick: until then `gone` still passes there from its cache
     // (no signature check, no shared hit), never after.
-    stack.jwks.set_body(&mint::jwks(&[(TestKey::P256A, "ec-a"), (TestKey::RsaB, "rsa-b")]));
+    let old_answers =
+        stack.jwks.switch_body(&mint::jwks(&[(TestKey::P256A, "ec-a"), (TestKey::RsaB, "rsa-b")]));
     let new = corp_token("RS256", TestKey::RsaB, "rsa-b").claim("jti", json!("new")).sign();
     let r = stack.get("/new", Some(&new));
     assert_eq!(r.status, 200, "{}\n{}", r.body, stack.envoy.log());
+    let published = published_after(&stack.envoy, stack.jwks.answered_at()[old_answers]);
     let request = || stack.get("/gone", Some(&gone));
     let adopted = (401, Some("jwt_unknown_kid"));
-    stack.envoy.until_every_worker_answers(Duration::from_secs(10), request, (200, None), adopted);
+    stack.envoy.until_every_worker_answers(published, request, (200, None), adopted);
 
     let before = verified_and_shared(&stack);
     stack.on_both_workers(|| {

@@ -54,6 +54,21 @@ pub fn logged_at(envoy: &Envoy, needle: &str, guard: Duration) -> SystemTime {
     log_time(&line).unwrap_or_else(|| panic!("no stamp on {line:?}"))
 }
 
+/// The stamp of the filter's first "published JWKS version" line logged in the millisecond of
+/// `after` or later (waiting up to 10 s for it): the publish of an answer the server chose at
+/// `after` (the filter takes it later), or of the first fetch the test caused at `after`.
+pub fn published_after(envoy: &Envoy, after: SystemTime) -> SystemTime {
+    let since_epoch = after.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let from = UNIX_EPOCH + Duration::from_millis(since_epoch.as_millis() as u64);
+    let mut found = None;
+    support::wait_until(Duration::from_secs(10), || {
+        let lines = log_lines(envoy, "published JWKS version");
+        found = lines.iter().filter_map(|l| log_time(l)).filter(|at| *at >= from).min();
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no key set published after {after:?}"))
+}
+
 /// A metric of the `corp` provider (`wasmcustom.jwt_authn_wasm.provider.corp.<name>`), 0 if absent.
 pub fn provider_stat(envoy: &Envoy, name: &str) -> u64 {
     envoy.stat(&format!("wasmcustom.jwt_authn_wasm.provider.{PROVIDER}.{name}")).unwrap_or(0)

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long Envoy may take to become LIVE (V8 compiles the module first; the machine is shared).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -197,14 +197,15 @@ impl Envoy {
     }
 
     /// Sends `request` (one request on a connection of its own, nothing else reaching the listeners
-    /// meanwhile) again and again until each of `super::WORKERS` has shown a change, e.g. that it
-    /// adopted new keys, which each worker does on its own tick: a worker answers `before` until it
-    /// changed, `after` from then on (a status, and the body unless `None`), anything else fails at
-    /// once, as does `guard` passing (a guard against a hang, never a verdict). Returns the
+    /// meanwhile) again and again until each of `super::WORKERS` has adopted keys the filter
+    /// published at `published` (its log line's stamp), which each worker does on its own tick: a
+    /// worker answers `before` until it has, `after` from then on (a status, and the body unless
+    /// `None`). Anything else fails at once, and so does `before` for a request sent `ADOPTION`
+    /// after `published` or later: the worker had not adopted the keys when it decided. Returns the
     /// requests sent.
     pub fn until_every_worker_answers(
         &self,
-        guard: Duration,
+        published: SystemTime,
         mut request: impl FnMut() -> http::Response,
         before: (u16, Option<&str>),
         after: (u16, Option<&str>),
@@ -213,21 +214,26 @@ impl Envoy {
             r.status == status && body.is_none_or(|b| b == r.body)
         };
         let workers = super::WORKERS;
-        let (mut changed, mut sent) = ([false; super::WORKERS.len()], 0);
-        let everywhere = super::wait_until(guard, || {
-            let (worker, r) = self.worker_serving(&mut request);
+        let (mut adopted, mut sent) = ([false; super::WORKERS.len()], 0);
+        // Only a guard against a hang: a worker answering `before` fails after `ADOPTION`.
+        let everywhere = super::wait_until(ADOPTION + Duration::from_secs(10), || {
+            let (worker, (at, r)) = self.worker_serving(|| (SystemTime::now(), request()));
             sent += 1;
+            let late = at.duration_since(published).unwrap_or_default();
             if is(&r, after) {
-                changed[worker] = true;
-            } else if changed[worker] || !is(&r, before) {
-                let why =
-                    format!("{} answered {} {} (changed: {changed:?})", workers[worker], r.status, r.body);
+                adopted[worker] = true;
+            } else if adopted[worker] || !is(&r, before) || late >= ADOPTION {
+                let why = format!(
+                    "{} answered {} {} to a request sent {late:?} after the keys were published \
+                     (adopted: {adopted:?})",
+                    workers[worker], r.status, r.body
+                );
                 self.fail(&why);
             }
-            changed.iter().all(|c| *c)
+            adopted.iter().all(|a| *a)
         });
         if !everywhere {
-            self.fail(&format!("not every worker changed within {guard:?}: {changed:?} of {workers:?}"));
+            self.fail(&format!("not every worker took a request: {adopted:?} of {workers:?}"));
         }
         sent
     }
@@ -406,6 +412,10 @@ fn leb128(mut n: usize) -> Vec<u8> {
         out.push(byte | 0x80);
     }
 }
+
+/// How soon after the filter published new keys every worker uses them
+/// (`Envoy::until_every_worker_answers`): each looks on its tick, every 100 ms; this allows ten.
+pub const ADOPTION: Duration = Duration::from_secs(1);
 
 /// Rounds of `Envoy::on_both_workers`. With one request per round, all on one worker by chance is
 /// 2 in 2^rounds: 10 rounds did that in about one call in 500 (seen: e2e_oidc's expiry check,
