@@ -201,28 +201,28 @@ impl Envoy {
     /// published at `published` (its log line's stamp), which each worker does on its own tick: a
     /// worker answers `before` until it has, `after` from then on (a status, and the body unless
     /// `None`). Anything else fails at once, and so does `before` for a request sent `ADOPTION`
-    /// after `published` or later: the worker had not adopted the keys when it decided. Returns the
-    /// requests sent.
+    /// after `published` or later: the worker had not adopted the keys when it decided.
     pub fn until_every_worker_answers(
         &self,
         published: SystemTime,
         mut request: impl FnMut() -> http::Response,
         before: (u16, Option<&str>),
         after: (u16, Option<&str>),
-    ) -> usize {
+    ) {
         let is = |r: &http::Response, (status, body): (u16, Option<&str>)| {
             r.status == status && body.is_none_or(|b| b == r.body)
         };
         let workers = super::WORKERS;
-        let (mut adopted, mut sent) = ([false; super::WORKERS.len()], 0);
+        let (mut adopted, mut last_before) = ([false; super::WORKERS.len()], None);
         // Only a guard against a hang: a worker answering `before` fails after `ADOPTION`.
         let everywhere = super::wait_until(ADOPTION + Duration::from_secs(10), || {
             let (worker, (at, r)) = self.worker_serving(|| (SystemTime::now(), request()));
-            sent += 1;
             let late = at.duration_since(published).unwrap_or_default();
             if is(&r, after) {
                 adopted[worker] = true;
-            } else if adopted[worker] || !is(&r, before) || late >= ADOPTION {
+            } else if !adopted[worker] && is(&r, before) && late < ADOPTION {
+                last_before = Some(late);
+            } else {
                 let why = format!(
                     "{} answered {} {} to a request sent {late:?} after the keys were published \
                      (adopted: {adopted:?})",
@@ -235,7 +235,12 @@ impl Envoy {
         if !everywhere {
             self.fail(&format!("not every worker took a request: {adopted:?} of {workers:?}"));
         }
-        sent
+        match last_before {
+            Some(late) => eprintln!(
+                "every worker adopted the keys; one still had the old ones {late:?} after the publish"
+            ),
+            None => eprintln!("every worker had adopted the keys before the first request"),
+        }
     }
 
     /// Runs `checks` (a few requests, each on its own connection) again until each of
