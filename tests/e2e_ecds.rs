@@ -9,13 +9,17 @@
 //! source is no longer fetched), then invalid pushes are refused by Envoy and the policy in force
 //! stays. `requests_held_*`: requests waiting for keys when an update comes are still answered.
 
+#[path = "keys_common/mod.rs"]
+mod keys_common;
 mod support;
 
+use keys_common::logged_at;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use support::config::{self, AUDIENCE, EnvoyConfig, corp_jwks, corp_token};
 use support::ecds::{self, EcdsFile, Push};
 use support::envoy::Envoy;
@@ -86,10 +90,15 @@ impl Ecds {
 }
 
 fn send(port: u16, kind: &str, bearer: Option<&str>) -> Result<http::Response, String> {
+    send_to(port, "/api", kind, bearer)
+}
+
+/// As `send`, to `path` (which names the request in the filter's log).
+fn send_to(port: u16, path: &str, kind: &str, bearer: Option<&str>) -> Result<http::Response, String> {
     let auth = bearer.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("x-kind", kind)];
     headers.extend(auth.as_deref().map(|a| ("authorization", a)));
-    http::request(port, "GET", "/api", &headers)
+    http::request(port, "GET", path, &headers)
 }
 
 fn policy_with_audience(audience: &str) -> Value {
@@ -106,11 +115,12 @@ const REFUSED_BY_BOTH: [&str; 3] = ["forged", "neither", "missing"];
 /// The pause of each load client between requests.
 const PAUSE: Duration = Duration::from_millis(2);
 
-/// One request of the load: its kind, when it was sent (since the load began), and its status
-/// (`Err` when the connection failed).
+/// One request of the load: its kind, when it was sent and when answered (since the load began),
+/// and its status (`Err` when the connection failed).
 struct Sent {
     kind: &'static str,
     at: Duration,
+    done: Duration,
     status: Result<u16, String>,
 }
 
@@ -130,71 +140,81 @@ fn tokens() -> BTreeMap<&'static str, Option<String>> {
 
 /// Load: `clients` threads send the `KINDS` in turn, each request on its own connection with a
 /// pause of `PAUSE` after it (a few hundred requests a second each: the machine is shared),
-/// until `stop` is set, `deadline` passes or each has sent `max_each`.
+/// until `stop` is set, `deadline` passes or each has sent `max_each`. Each answered request goes
+/// into `sent` at once, so the test can watch the load's progress.
 fn load(
     port: u16,
-    clients: usize,
-    max_each: usize,
-    deadline: Instant,
-    stop: &AtomicBool,
+    (clients, max_each): (usize, usize),
+    (deadline, stop): (Instant, &AtomicBool),
     began: Instant,
-) -> Vec<Sent> {
+    sent: &Mutex<Vec<Sent>>,
+) {
     let tokens = tokens();
     thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|client| {
-                let tokens = &tokens;
-                scope.spawn(move || {
-                    let mut sent = Vec::new();
-                    for i in 0..max_each {
-                        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
-                            break;
-                        }
-                        let kind = KINDS[(i + client) % KINDS.len()];
-                        let at = began.elapsed();
-                        let status = send(port, kind, tokens[kind].as_deref()).map(|r| r.status);
-                        sent.push(Sent { kind, at, status });
-                        thread::sleep(PAUSE);
+        for client in 0..clients {
+            let tokens = &tokens;
+            scope.spawn(move || {
+                for i in 0..max_each {
+                    if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+                        break;
                     }
-                    sent
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    })
+                    let kind = KINDS[(i + client) % KINDS.len()];
+                    let at = began.elapsed();
+                    let status = send(port, kind, tokens[kind].as_deref()).map(|r| r.status);
+                    let done = began.elapsed();
+                    sent.lock().unwrap().push(Sent { kind, at, done, status });
+                    thread::sleep(PAUSE);
+                }
+            });
+        }
+    });
 }
 
-/// The statuses of `kind` among the requests sent in `[from, to)`.
-fn statuses(sent: &[Sent], kind: &str, from: Duration, to: Duration) -> Vec<u16> {
-    let window = sent.iter().filter(|s| s.kind == kind && s.at >= from && s.at < to);
+/// The statuses of `kind` among the requests sent from `from` on and answered before `by`.
+fn statuses(sent: &[Sent], kind: &str, from: Duration, by: Duration) -> Vec<u16> {
+    let window = sent.iter().filter(|s| s.kind == kind && s.at >= from && s.done < by);
     window.filter_map(|s| s.status.clone().ok()).collect()
 }
 
+/// Waits (until `deadline`) for `MIN_PER_WINDOW` answers of each of the kinds the policies tell
+/// apart among the requests sent from `from` on and answered before `by` (see `statuses`).
+fn wait_for_answers(sent: &Mutex<Vec<Sent>>, from: Duration, by: impl Fn() -> Duration, deadline: Instant) {
+    wait_until(deadline.saturating_duration_since(Instant::now()), || {
+        let sent = sent.lock().unwrap();
+        ["old", "new"].iter().all(|kind| statuses(&sent, kind, from, by()).len() >= MIN_PER_WINDOW)
+    });
+}
+
+/// How many requests of each kind the policies tell apart the test wants answered under the
+/// first policy, and under the pushed one.
+const MIN_PER_WINDOW: usize = 10;
+
 /// A policy pushed while four clients send requests: Envoy takes it, no request fails or gets a
-/// 5xx, requests that both policies refuse never pass nor reach the upstream, requests sent
+/// 5xx, requests that both policies refuse never pass nor reach the upstream, requests answered
 /// before the push follow the old policy and those sent from `SETTLE` after Envoy took it follow
-/// the new one.
+/// the new one. The load runs until each window has `MIN_PER_WINDOW` answers of each kind.
 #[test]
 fn policy_replaced_under_load_applies_within_seconds_without_errors_or_leaks() {
     let Some(ecds) = Ecds::start(policy_with_audience(AUDIENCE), &corp_jwks()) else { return };
     let tokens = tokens();
     assert_eq!(ecds.get("old", tokens["old"].as_deref()).0, 200, "the first policy serves");
 
-    let (stop, began) = (AtomicBool::new(false), Instant::now());
+    let (stop, began, sent) = (AtomicBool::new(false), Instant::now(), Mutex::new(Vec::new()));
     // Hard bounds, whatever happens to the push: 30 s, 4 × 5,000 requests.
     let deadline = began + Duration::from_secs(30);
     let port = ecds.stack.envoy.port();
-    let (sent, pushed_at, taken_at) = thread::scope(|scope| {
-        let loader = scope.spawn(|| load(port, 4, 5_000, deadline, &stop, began));
-        thread::sleep(Duration::from_millis(1500));
+    let (pushed_at, taken_at) = thread::scope(|scope| {
+        scope.spawn(|| load(port, (4, 5_000), (deadline, &stop), began, &sent));
+        wait_for_answers(&sent, Duration::ZERO, || began.elapsed(), deadline);
         let pushed_at = began.elapsed();
         let push = ecds.push(policy_with_audience(NEW_AUDIENCE));
         let taken_at = began.elapsed();
-        thread::sleep(SETTLE + Duration::from_millis(1500));
+        wait_for_answers(&sent, taken_at + SETTLE, || Duration::MAX, deadline);
         stop.store(true, Ordering::SeqCst);
         assert_eq!(push, Push::Accepted, "the new policy was refused");
-        (loader.join().unwrap(), pushed_at, taken_at)
+        (pushed_at, taken_at)
     });
+    let sent = sent.into_inner().unwrap();
 
     let failed: Vec<String> = sent
         .iter()
@@ -209,27 +229,27 @@ fn policy_replaced_under_load_applies_within_seconds_without_errors_or_leaks() {
         &failed[..failed.len().min(10)]
     );
     for kind in REFUSED_BY_BOTH {
-        let let_in = statuses(&sent, kind, Duration::ZERO, deadline - began);
+        let let_in = statuses(&sent, kind, Duration::ZERO, Duration::MAX);
         assert!(let_in.iter().all(|s| [401, 403].contains(s)), "{kind}: {let_in:?}");
     }
     let upstream = ecds.upstream_kinds();
     assert!(upstream.keys().all(|k| k == "old" || k == "new"), "the upstream saw {upstream:?}");
 
-    // Requests sent just before the push may meet the new config (Envoy takes a file within
-    // milliseconds, and a request on a loaded machine waits a while before the filter sees it).
-    let before =
-        |kind| statuses(&sent, kind, Duration::ZERO, pushed_at.saturating_sub(Duration::from_millis(250)));
-    let after = |kind| statuses(&sent, kind, taken_at + SETTLE, deadline - began);
+    // A request answered before the push began was decided under the first policy. One sent
+    // before it but answered later may meet either (Envoy takes a file within milliseconds, and a
+    // request on a loaded machine waits a while before the filter sees it).
+    let before = |kind| statuses(&sent, kind, Duration::ZERO, pushed_at);
+    let after = |kind| statuses(&sent, kind, taken_at + SETTLE, Duration::MAX);
     // The first policy: audience `AUDIENCE`; the pushed one `NEW_AUDIENCE`; another is a 403.
     for (kind, old_policy, new_policy) in [("old", 200, 403), ("new", 403, 200)] {
         let (b, a) = (before(kind), after(kind));
         assert!(
-            b.len() >= 10 && a.len() >= 10,
+            b.len() >= MIN_PER_WINDOW && a.len() >= MIN_PER_WINDOW,
             "{kind}: too few requests ({} before, {} after)",
             b.len(),
             a.len()
         );
-        assert!(b.iter().all(|s| *s == old_policy), "{kind} before the push: {b:?}");
+        assert!(b.iter().all(|s| *s == old_policy), "{kind} answered before the push: {b:?}");
         assert!(a.iter().all(|s| *s == new_policy), "{kind} from {SETTLE:?} after the update: {a:?}");
     }
     let passed: Vec<(&str, Duration)> =
@@ -333,7 +353,10 @@ fn keys_moved_to_another_cluster_apply_and_invalid_pushes_keep_the_policy_in_for
             assert_eq!(pushed, Push::Accepted, "Envoy before 1.40 took an unknown runtime until now");
         } else {
             assert_eq!(pushed, Push::Rejected, "invalid push {i} was taken");
-            assert!(ecds.stack.envoy.log().contains(logged), "invalid push {i}: Envoy's log lacks {logged:?}");
+            assert!(
+                ecds.stack.envoy.log().contains(logged),
+                "invalid push {i}: Envoy's log lacks {logged:?}"
+            );
             rejected += 1;
         }
         ecds.stack.on_both_workers(new_keys_only);
@@ -358,19 +381,24 @@ fn keys_moved_to_another_cluster_apply_and_invalid_pushes_keep_the_policy_in_for
 /// Requests held for keys when an update comes (the first config's JWKS server never answers)
 /// stay with the config they started under: its root context lives on while they do and
 /// answers them 503 at the end of its `startup_hold_timeout`, while new requests already pass
-/// under the new config. None hangs, none passes.
+/// under the new config. None hangs, none passes. Each hold is measured from the request's
+/// sending to the filter's answer, as its log line is stamped.
 #[test]
 fn requests_held_for_keys_across_an_update_are_answered_by_their_own_config() {
+    let hold = Duration::from_secs(3);
     let mut first = moved_policy();
     first["startup_hold_timeout"] = json!("3s");
     let Some(ecds) = Ecds::start(first, &moved_jwks()) else { return };
     ecds.idp2.set_hang(true);
-    let (port, began) = (ecds.stack.envoy.port(), Instant::now());
+    let port = ecds.stack.envoy.port();
     let token = corp_token("RS256", TestKey::RsaB, "rsa-a").sign();
     let held: Vec<_> = (0..4)
-        .map(|_| {
-            let token = token.clone();
-            thread::spawn(move || (send(port, "held", Some(&token)), began.elapsed()))
+        .map(|i| {
+            let (token, path) = (token.clone(), format!("/api?held={i}"));
+            thread::spawn(move || {
+                let sent = SystemTime::now();
+                (send_to(port, &path, "held", Some(&token)), path, sent)
+            })
         })
         .collect();
     let active = || ecds.stack.envoy.stat("http.ingress_http.downstream_rq_active");
@@ -380,10 +408,19 @@ fn requests_held_for_keys_across_an_update_are_answered_by_their_own_config() {
     let corp = corp_token("RS256", TestKey::RsaA, "rsa-a").sign();
     assert_eq!(ecds.get("after", Some(&corp)).0, 200, "the new config serves while the old holds");
     for h in held {
-        let (answer, at) = h.join().unwrap();
+        let (answer, path, sent) = h.join().unwrap();
         let r = answer.unwrap_or_else(|e| panic!("a held request failed: {e}"));
         assert_eq!((r.status, r.body.as_str()), (503, "jwks_unavailable"), "held");
-        assert!(at >= Duration::from_secs(3) && at < Duration::from_secs(10), "answered after {at:?}");
+        // The filter answers at the request's arrival plus the hold at the earliest, on its clock
+        // in whole milliseconds.
+        let answered =
+            logged_at(&ecds.stack.envoy, &format!("503 {path}: jwks_unavailable"), ecds::PUSH_TIMEOUT);
+        let took = answered.duration_since(sent).unwrap_or_default();
+        assert!(
+            answered + Duration::from_millis(1) > sent + hold,
+            "{path} answered {took:?} after it was sent"
+        );
+        assert!(answered < sent + Duration::from_secs(10), "{path} answered only {took:?} after it was sent");
     }
     assert!(!ecds.upstream_kinds().contains_key("held"));
 }

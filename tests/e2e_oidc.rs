@@ -8,10 +8,12 @@
 //!
 //! Without Node, the installed provider or openssl the tests say why and skip (fail with CI=true).
 
+#[path = "keys_common/mod.rs"]
+mod keys_common;
 mod support;
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use support::config::{EnvoyConfig, Filter};
 use support::envoy::Envoy;
 use support::oidc::{ISSUER, OidcProvider, ProviderSetup, TLS_HOST, part, unix_now};
@@ -28,8 +30,6 @@ const SHORT_API: &str = "https://api.oidc.test/short";
 const SHORT_TTL: u64 = 5;
 /// The filter's `clock_skew_seconds` (0 would mean the default 60).
 const SKEW: u64 = 1;
-/// Time for every worker to adopt keys another one fetched (workers look every 100 ms).
-const TICKS: Duration = Duration::from_millis(250);
 
 fn api(alg: &str) -> String {
     format!("https://api.oidc.test/{alg}")
@@ -194,10 +194,15 @@ fn real_provider_key_rotation_by_restart() {
 
     // The old key retired, a newer one first: once the filter refetched (for the newest key's
     // token, after unknown_kid_refetch_interval), every token of the old key is refused, even one
-    // it had accepted before; the previous key still serves.
+    // it had accepted before; the previous key still serves. Each worker adopts the new set on its
+    // own tick: until then it still accepts the token it had accepted, never after.
     std::thread::sleep(Duration::from_millis(1100));
+    let rotated = SystemTime::now();
     rotate(&mut setup, &mut provider, &gateway, &["rsa-3", "rsa-2"], 2);
-    std::thread::sleep(TICKS);
+    let published = keys_common::published_after(&gateway.envoy, rotated);
+    let request = || gateway.get(seen);
+    let adopted = (401, Some("jwt_unknown_kid"));
+    gateway.envoy.until_every_worker_answers(published, request, (200, None), adopted);
     gateway.envoy.on_both_workers(|| {
         for (token, what) in [(seen, "accepted before"), (unseen, "accepted before"), (late, "never seen")] {
             assert_refused(&gateway.get(token), 401, "jwt_unknown_kid", &format!("retired key, {what}"));

@@ -7,7 +7,7 @@
 mod keys_common;
 mod support;
 
-use keys_common::VmWatch;
+use keys_common::{VmWatch, published_after};
 use serde_json::json;
 use std::time::Duration;
 use support::config::{self, Filter, corp_jwks, corp_token};
@@ -15,6 +15,8 @@ use support::mint::{self, TestKey};
 use support::{Stack, wait_until};
 
 const COUNTERS: &str = "wasmcustom.jwt_authn_wasm.provider.corp.";
+/// Requests without a token (`settle` sends them).
+const MISSING: &str = "wasmcustom.jwt_authn_wasm.denied.missing";
 
 /// The provider's counter as `/stats` shows it, once every count of what was sent has arrived.
 fn counter(stack: &Stack, name: &str) -> u64 {
@@ -22,17 +24,16 @@ fn counter(stack: &Stack, name: &str) -> u64 {
     stack.envoy.stat(&format!("{COUNTERS}{name}")).unwrap_or(0)
 }
 
-/// Per-request counts reach `/stats` on each VM's next tick (100 ms): waits (at most 5 s) until
-/// the provider's counters stand still over three ticks.
+/// Per-request counts reach `/stats` on their VM's next tick (100 ms), everything the VM counted
+/// since its tick before at once. So once requests sent to each worker after the ones counted have
+/// their own counts in `/stats` (requests without a token: `denied.missing`, no provider counter),
+/// every earlier count is there too.
 fn settle(stack: &Stack) {
-    let ours =
-        || stack.envoy.stats().into_iter().filter(|(n, _)| n.starts_with(COUNTERS)).collect::<Vec<_>>();
-    let mut last = ours();
-    wait_until(Duration::from_secs(5), || {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = ours();
-        std::mem::replace(&mut last, now) == last
-    });
+    let markers = || stack.envoy.stat(MISSING).unwrap_or(0);
+    let before = markers();
+    let sent = stack.on_both_workers(|| assert_eq!(stack.get("/settle", None).status, 401));
+    let counted = wait_until(Duration::from_secs(10), || markers() >= before + sent as u64);
+    assert!(counted, "{sent} requests without a token not counted: {} -> {}", before, markers());
 }
 
 /// Signature checks and shared hits so far.
@@ -97,13 +98,18 @@ fn after_a_key_set_change_a_token_whose_key_is_gone_is_refused() {
     assert_eq!(verified_and_shared(&stack), (2, 2), "both tokens verified once, shared once");
 
     // The IdP replaces rsa-a with rsa-b; the first rsa-b token fetches the new set (unknown-kid
-    // refetch: cache_duration is 600 s, so no other refresh comes during the test), and every
-    // worker adopts it within a tick (100 ms).
-    stack.jwks.set_body(&mint::jwks(&[(TestKey::P256A, "ec-a"), (TestKey::RsaB, "rsa-b")]));
+    // refetch: cache_duration is 600 s, so no other refresh comes during the test), and each
+    // worker adopts it on its next tick: until then `gone` still passes there from its cache
+    // (no signature check, no shared hit), never after.
+    let old_answers =
+        stack.jwks.switch_body(&mint::jwks(&[(TestKey::P256A, "ec-a"), (TestKey::RsaB, "rsa-b")]));
     let new = corp_token("RS256", TestKey::RsaB, "rsa-b").claim("jti", json!("new")).sign();
     let r = stack.get("/new", Some(&new));
     assert_eq!(r.status, 200, "{}\n{}", r.body, stack.envoy.log());
-    std::thread::sleep(Duration::from_millis(500));
+    let published = published_after(&stack.envoy, stack.jwks.answered_at()[old_answers]);
+    let request = || stack.get("/gone", Some(&gone));
+    let adopted = (401, Some("jwt_unknown_kid"));
+    stack.envoy.until_every_worker_answers(published, request, (200, None), adopted);
 
     let before = verified_and_shared(&stack);
     stack.on_both_workers(|| {

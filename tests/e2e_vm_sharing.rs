@@ -8,6 +8,8 @@
 //! `wrong_digest_*`: what Envoy 1.40 does when the fetched module does not match: the filter is
 //! refused and, with `FAIL_CLOSED`, every request answered 503 (nothing reaches the upstream).
 
+#[path = "keys_common/mod.rs"]
+mod keys_common;
 mod support;
 
 use rsa::sha2::{Digest, Sha256};
@@ -192,9 +194,14 @@ fn two_listeners_share_one_vm_from_a_remote_module_each_with_its_own_policy() {
         let r = shared.get(listener, "/login", Some(&login));
         (r.status, r.body)
     };
-    let a_passes = wait_until(Duration::from_secs(10), || on("a").0 == 200);
-    assert!(a_passes, "a's login never passed: {:?}", on("a"));
-    std::thread::sleep(Duration::from_millis(300)); // every VM ticks (100 ms) and sees a's keys
+    // Each worker's `a` adopts the keys on its own tick (503 until then, never after); `b`'s root
+    // context in the same VM ticks as often: give it a few ticks more to misuse them (a wait too
+    // short could only let that bug pass, never fail the test).
+    let published = keys_common::logged_at(envoy, "provider login: published", Duration::from_secs(10));
+    let request = || shared.get("a", "/login", Some(&login));
+    let no_keys_yet = (503, Some("jwks_unavailable"));
+    envoy.until_every_worker_answers(published, request, no_keys_yet, (200, None));
+    std::thread::sleep(Duration::from_millis(300));
     shared.stack.on_both_workers(|| {
         assert_eq!(on("a").0, 200);
         assert_eq!(

@@ -1,6 +1,6 @@
-//! Shared by the key-lifecycle end-to-end tests (`tests/e2e_keys*.rs`, through `#[path]`): the
-//! policy with `remote_jwks` knobs, the tokens sent in every phase, and the check that Envoy's wasm
-//! VM never failed.
+//! Shared by the key-lifecycle end-to-end tests (`tests/e2e_keys*.rs` and others, through
+//! `#[path]`): the policy with `remote_jwks` knobs, the tokens sent in every phase, the filter's
+//! log lines and their stamps, and the check that Envoy's wasm VM never failed.
 #![allow(dead_code)]
 
 use crate::support::config::{self, EnvoyConfig, Filter, PROVIDER, corp_token};
@@ -40,6 +40,33 @@ pub fn wait_log(envoy: &Envoy, needle: &str, seen: usize, timeout: Duration) -> 
     })
     .then_some(last)
     .flatten()
+}
+
+/// The stamp (see `log_time`) of the filter's first log line containing `needle`, waiting up to
+/// `guard` for it (a guard against a hang: the log reaches its file every 50 ms).
+pub fn logged_at(envoy: &Envoy, needle: &str, guard: Duration) -> SystemTime {
+    let mut first = None;
+    support::wait_until(guard, || {
+        first = log_lines(envoy, needle).into_iter().next();
+        first.is_some()
+    });
+    let line = first.unwrap_or_else(|| panic!("the filter never logged {needle:?}"));
+    log_time(&line).unwrap_or_else(|| panic!("no stamp on {line:?}"))
+}
+
+/// The stamp of the filter's first "published JWKS version" line logged in the millisecond of
+/// `after` or later (waiting up to 10 s for it): the publish of an answer the server chose at
+/// `after` (the filter takes it later), or of the first fetch the test caused at `after`.
+pub fn published_after(envoy: &Envoy, after: SystemTime) -> SystemTime {
+    let since_epoch = after.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let from = UNIX_EPOCH + Duration::from_millis(since_epoch.as_millis() as u64);
+    let mut found = None;
+    support::wait_until(Duration::from_secs(10), || {
+        let lines = log_lines(envoy, "published JWKS version");
+        found = lines.iter().filter_map(|l| log_time(l)).filter(|at| *at >= from).min();
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no key set published after {after:?}"))
 }
 
 /// A metric of the `corp` provider (`wasmcustom.jwt_authn_wasm.provider.corp.<name>`), 0 if absent.

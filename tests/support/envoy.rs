@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long Envoy may take to become LIVE (V8 compiles the module first; the machine is shared).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -227,20 +227,67 @@ impl Envoy {
         }
     }
 
+    /// Sends `request` (one request on a connection of its own, nothing else reaching the listeners
+    /// meanwhile) again and again until each of `super::WORKERS` has adopted keys the filter
+    /// published at `published` (its log line's stamp), which each worker does on its own tick: a
+    /// worker answers `before` until it has, `after` from then on (a status, and the body unless
+    /// `None`). Anything else fails at once, and so does `before` for a request sent `ADOPTION`
+    /// after `published` or later: the worker had not adopted the keys when it decided.
+    pub fn until_every_worker_answers(
+        &self,
+        published: SystemTime,
+        mut request: impl FnMut() -> http::Response,
+        before: (u16, Option<&str>),
+        after: (u16, Option<&str>),
+    ) {
+        let is = |r: &http::Response, (status, body): (u16, Option<&str>)| {
+            r.status == status && body.is_none_or(|b| b == r.body)
+        };
+        let workers = super::WORKERS;
+        let (mut adopted, mut last_before) = ([false; super::WORKERS.len()], None);
+        // Only a guard against a hang: a worker answering `before` fails after `ADOPTION`.
+        let everywhere = super::wait_until(ADOPTION + Duration::from_secs(10), || {
+            let (worker, (at, r)) = self.worker_serving(|| (SystemTime::now(), request()));
+            let late = at.duration_since(published).unwrap_or_default();
+            if is(&r, after) {
+                adopted[worker] = true;
+            } else if !adopted[worker] && is(&r, before) && late < ADOPTION {
+                last_before = Some(late);
+            } else {
+                let why = format!(
+                    "{} answered {} {} to a request sent {late:?} after the keys were published \
+                     (adopted: {adopted:?})",
+                    workers[worker], r.status, r.body
+                );
+                self.fail(&why);
+            }
+            adopted.iter().all(|a| *a)
+        });
+        if !everywhere {
+            self.fail(&format!("not every worker took a request: {adopted:?} of {workers:?}"));
+        }
+        match last_before {
+            Some(late) => eprintln!(
+                "every worker adopted the keys; one still had the old ones {late:?} after the publish"
+            ),
+            None => eprintln!("every worker had adopted the keys before the first request"),
+        }
+    }
+
     /// Runs `checks` (a few requests, each on its own connection) again until each of
-    /// `super::WORKERS` has served some of the connections made since this call, at most 10
-    /// rounds, and returns the number of rounds. The kernel spreads connections over the workers
-    /// at random, so a short sequence can land on one worker only.
+    /// `super::WORKERS` has served some of the connections made since this call, at most
+    /// `MAX_ROUNDS` rounds, and returns the number of rounds. The kernel spreads connections over
+    /// the workers at random, so a short sequence can land on one worker only.
     pub fn on_both_workers(&self, mut checks: impl FnMut()) -> usize {
         let workers = super::WORKERS;
         let before = workers.map(|w| self.connections_served(w));
-        for round in 1..=10 {
+        for round in 1..=MAX_ROUNDS {
             checks();
             if workers.iter().zip(before).all(|(w, before)| self.connections_served(w) > before) {
                 return round;
             }
         }
-        panic!("10 rounds of checks never reached both workers")
+        panic!("{MAX_ROUNDS} rounds of checks never reached both workers")
     }
 
     /// Evidence that a wasm VM failed: log lines with one of `WASM_FAILURE_MARKS`, and non-zero
@@ -397,6 +444,15 @@ fn wasm_name(name: &str) -> Vec<u8> {
 fn leb128(n: usize) -> Vec<u8> {
     wasm_exports::leb128(n as u64)
 }
+
+/// How soon after the filter published new keys every worker uses them
+/// (`Envoy::until_every_worker_answers`): each looks on its tick, every 100 ms; this allows ten.
+pub const ADOPTION: Duration = Duration::from_secs(1);
+
+/// Rounds of `Envoy::on_both_workers`. With one request per round, all on one worker by chance is
+/// 2 in 2^rounds: 10 rounds did that in about one call in 500 (seen: e2e_oidc's expiry check,
+/// all ten on one worker), 30 in one in 500 million.
+const MAX_ROUNDS: usize = 30;
 
 /// How many downstream connections `worker` has accepted, over all listeners, in `stats`.
 fn connections_of(stats: &BTreeMap<String, u64>, worker: &str) -> u64 {

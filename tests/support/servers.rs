@@ -401,6 +401,14 @@ impl JwksServer {
         lock(&self.behaviour).body = body.to_string();
     }
 
+    /// `set_body`, returning how many answers were chosen before the change (see `answered_at`):
+    /// those got the old body, every later one gets this.
+    pub fn switch_body(&self, body: &str) -> usize {
+        let mut b = lock(&self.behaviour);
+        b.body = body.to_string();
+        b.answered.len()
+    }
+
     /// Answers requests for exactly `path` (query included) with `body` instead of the common
     /// one; `None` goes back to the common body. Status, headers and faults stay common.
     pub fn set_path_body(&self, path: &str, body: Option<&str>) {
