@@ -74,12 +74,27 @@ pub fn decode_jws(
     algorithms: AlgorithmSet,
     max_token_bytes: usize,
 ) -> Result<Jws<'_>, JwtError> {
+    let segments = split(token, max_token_bytes)?;
+    let header = decode_header(segments.header, algorithms)?;
+    decode_body(&segments, header)
+}
+
+/// Steps 1 and 2 of [`decode_jws`]: the length, then the form.
+pub fn split(token: &str, max_token_bytes: usize) -> Result<Segments<'_>, JwtError> {
     if token.len() > max_token_bytes {
         return Err(JwtError::TooLarge);
     }
-    let segments = split_compact(token)?;
-    let header_bytes = b64url_decode(segments.header).ok_or(JwtError::HeaderBadBase64)?;
-    let header = parse_header(&header_bytes, algorithms)?;
+    split_compact(token)
+}
+
+/// Step 3 of [`decode_jws`]: the header segment's base64url, then the header.
+pub fn decode_header(segment: &str, algorithms: AlgorithmSet) -> Result<Header, JwtError> {
+    let header_bytes = b64url_decode(segment).ok_or(JwtError::HeaderBadBase64)?;
+    parse_header(&header_bytes, algorithms)
+}
+
+/// Step 4 of [`decode_jws`], for a header that passed step 3.
+pub fn decode_body<'a>(segments: &Segments<'a>, header: Header) -> Result<Jws<'a>, JwtError> {
     let payload = b64url_decode(segments.payload).ok_or(JwtError::PayloadBadBase64)?;
     let signature = b64url_decode(segments.signature).ok_or(JwtError::SignatureBadBase64)?;
     Ok(Jws {
@@ -92,9 +107,9 @@ pub fn decode_jws(
 }
 
 /// The three segments of a compact JWS, and the signing input that spans the first two.
-struct Segments<'a> {
-    signing_input: &'a str,
-    header: &'a str,
+pub struct Segments<'a> {
+    pub signing_input: &'a str,
+    pub header: &'a str,
     payload: &'a str,
     signature: &'a str,
 }

@@ -2,6 +2,7 @@
 //! `authn` runs it, is in `request_tests`).
 
 use super::*;
+use crate::binding::memo::ProofMemo;
 use crate::binding::nonce::{KEY_BYTES, Nonces};
 use crate::binding::proof::{ProofRequest, verify_proof};
 use crate::binding::replay::{ReplayRecord, SEED_BYTES, SETTLE_MS};
@@ -180,6 +181,7 @@ fn dpop_check_timing() {
     use std::time::{Duration, Instant};
     let binding = binding(BindingMode::Required, BindingMode::Disabled);
     let target = HttpUri::parse(HTU);
+    let memo = ProofMemo::default();
     for key in [TestKey::P256A, TestKey::Ed25519, TestKey::RsaA] {
         let claims = claims(json!({"jkt": thumbprint_of(key).to_b64()}));
         let proofs: Vec<String> =
@@ -198,7 +200,7 @@ fn dpop_check_timing() {
                 access_token: TOKEN,
                 now: NOW,
             };
-            let outcome = verify_proof(&RustCrypto, &request, &binding.dpop);
+            let outcome = verify_proof(&RustCrypto, &memo, &request, &binding.dpop);
             let middle = Instant::now();
             let presented = Presented {
                 scheme: Scheme::Dpop,
@@ -223,7 +225,7 @@ fn dpop_check_timing() {
                 access_token: TOKEN,
                 now: NOW,
             };
-            verify_proof(&SignatureNotChecked, &request, &binding.dpop).unwrap();
+            verify_proof(&SignatureNotChecked, &memo, &request, &binding.dpop).unwrap();
         }
         let unsigned_time = start.elapsed();
         let per = |d: Duration| d.as_secs_f64() * 1e6 / proofs.len() as f64;

@@ -9,6 +9,7 @@
 //!   compared in constant time;
 //! - `cnf`: the verified token's `cnf` claim;
 //! - `proof`: one DPoP proof against the request (RFC 9449 §4.3);
+//! - `memo`: what a client's proofs repeat (its key, its token's hash), worked out once per VM;
 //! - `decide`: whether the token's binding is met (scheme, proof key, certificate, nonce);
 //! - `nonce`: stateless server nonces (§9) under a secret every worker shares;
 //! - `replay`: the process-wide record of proofs seen (a `jti` is accepted once per window);
@@ -21,6 +22,7 @@
 pub mod answer;
 pub mod cnf;
 pub mod decide;
+pub mod memo;
 pub mod nonce;
 pub mod proof;
 pub mod replay;

@@ -17,7 +17,8 @@
 //! `decide`), the nonce's freshness (`nonce`), and that the proof is new (`replay`).
 
 use super::BindingError::{self, *};
-use super::thumbprint::{Thumbprint, access_token_hash, jwk_thumbprint};
+use super::memo::{ProofKey, ProofMemo};
+use super::thumbprint::{Thumbprint, jwk_thumbprint};
 use crate::claims::NumericDate;
 use crate::config::DpopConfig;
 use crate::crypto::Crypto;
@@ -73,21 +74,33 @@ pub fn target(config: &DpopConfig, scheme: &str, authority: &str, path: &str) ->
     }
 }
 
-/// Checks the request's proof (order and rules in the module doc).
+/// Checks the request's proof (order and rules in the module doc). A header that `memo` kept
+/// has passed rules 2 and 3 already, the same bytes under the same allow-list (why that is sound:
+/// `memo`); the rest is checked on every proof.
 pub fn verify_proof(
     crypto: &dyn Crypto,
+    memo: &ProofMemo,
     request: &ProofRequest<'_>,
     config: &DpopConfig,
 ) -> Result<VerifiedProof, BindingError> {
     let proof = single_value(request.headers)?;
-    let jws = token::decode_jws(proof, config.algorithms, MAX_PROOF_BYTES).map_err(form_error)?;
-    let key = proof_key(&jws)?;
+    let segments = token::split(proof, MAX_PROOF_BYTES).map_err(form_error)?;
+    let kept = memo.key(config.algorithms, segments.header);
+    let header = match &kept {
+        Some(key) => key.header.clone(),
+        None => token::decode_header(segments.header, config.algorithms).map_err(form_error)?,
+    };
+    let jws = token::decode_body(&segments, header).map_err(form_error)?;
+    let key = match kept {
+        Some(key) => key,
+        None => memo.keep_key(config.algorithms, segments.header, proof_key(&jws)?),
+    };
     let claims = json::parse_object(&jws.payload, json::MAX_DEPTH).map_err(|_| ProofClaimsInvalid)?;
-    let (jti, iat, nonce) = check_claims(&claims, request, config)?;
+    let (jti, iat, nonce) = check_claims(&claims, memo, request, config)?;
     crypto
-        .verify(jws.header.alg, &key, jws.signing_input.as_bytes(), &jws.signature)
+        .verify(jws.header.alg, &key.key, jws.signing_input.as_bytes(), &jws.signature)
         .map_err(|_| ProofBadSignature)?;
-    Ok(VerifiedProof { jkt: jwk_thumbprint(&key.key), jti: jti.to_owned(), iat, nonce })
+    Ok(VerifiedProof { jkt: key.jkt, jti: jti.to_owned(), iat, nonce })
 }
 
 /// The one `DPoP` value: a second header, or a comma or blank inside one (a list, RFC 9110
@@ -114,8 +127,9 @@ fn form_error(e: JwtError) -> BindingError {
     }
 }
 
-/// `typ`, then the `jwk` header: public members only, a usable key of `alg`'s type.
-fn proof_key(jws: &Jws<'_>) -> Result<Jwk, BindingError> {
+/// `typ`, then the `jwk` header: public members only, a usable key of `alg`'s type; with its
+/// thumbprint.
+fn proof_key(jws: &Jws<'_>) -> Result<ProofKey, BindingError> {
     let header = proof_header(jws)?;
     if header.get("typ").and_then(Value::as_str) != Some(DPOP_TYP) {
         return Err(ProofBadTyp);
@@ -128,7 +142,7 @@ fn proof_key(jws: &Jws<'_>) -> Result<Jwk, BindingError> {
     if !key.fits(jws.header.alg) {
         return Err(ProofBadJwk);
     }
-    Ok(key)
+    Ok(ProofKey { header: jws.header.clone(), jkt: jwk_thumbprint(&key.key), key })
 }
 
 /// The whole protected header (`decode_jws` keeps only `alg` and `kid`); it has already passed
@@ -142,6 +156,7 @@ fn proof_header(jws: &Jws<'_>) -> Result<Map<String, Value>, BindingError> {
 /// Rule 4: `jti`, `htm`, `htu`, `iat`, `ath`, then `nonce`'s type.
 fn check_claims<'c>(
     claims: &'c Map<String, Value>,
+    memo: &ProofMemo,
     request: &ProofRequest<'_>,
     config: &DpopConfig,
 ) -> Result<(&'c str, NumericDate, Option<String>), BindingError> {
@@ -165,7 +180,7 @@ fn check_claims<'c>(
     check_iat(iat, request.now, config)?;
     // A string that is not a base64url SHA-256 cannot be the token's hash.
     let ath = Thumbprint::from_b64(text("ath", ProofBadAth)?).ok_or(AthMismatch)?;
-    if !ath.matches(&access_token_hash(request.access_token)) {
+    if !ath.matches(&memo.token_hash(request.access_token)) {
         return Err(AthMismatch);
     }
     let nonce = match claims.get("nonce") {

@@ -2,8 +2,10 @@
 //! FAPI 2.0 DPoP conformance tests (one each) and the ones that must pass.
 
 use super::*;
+use crate::binding::memo::ProofMemo;
 use crate::binding::testing::mint::{self, TestKey};
 use crate::binding::testing::{HTU, NOW, TOKEN, proof};
+use crate::binding::thumbprint::access_token_hash;
 use crate::config::BindingMode;
 use crate::crypto::RustCrypto;
 use serde_json::json;
@@ -21,7 +23,12 @@ fn check_headers(headers: &[&str], config: &DpopConfig) -> Result<VerifiedProof,
     let target = HttpUri::parse(HTU);
     let request =
         ProofRequest { headers, method: "GET", target: target.as_ref(), access_token: TOKEN, now: NOW };
-    verify_proof(&RustCrypto, &request, config)
+    // Twice with one memo: the second time its header and token hash are kept ones, and the
+    // verdict must not change (`memo`'s soundness, on every case here).
+    let memo = ProofMemo::default();
+    let first = verify_proof(&RustCrypto, &memo, &request, config);
+    assert_eq!(verify_proof(&RustCrypto, &memo, &request, config), first, "{headers:?}");
+    first
 }
 
 fn jkt(key: TestKey) -> Thumbprint {
@@ -48,14 +55,16 @@ fn rfc_9449_figure_13() {
         now,
     };
     let token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
-    let verified = verify_proof(&RustCrypto, &request(1_562_262_618, token), &config()).unwrap();
+    // One memo, as a VM's: the refusals below come with the proof's header and key kept.
+    let memo = ProofMemo::default();
+    let verified = verify_proof(&RustCrypto, &memo, &request(1_562_262_618, token), &config()).unwrap();
     assert_eq!(verified.jkt.to_b64(), "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
     assert_eq!(verified.jti, "e1j3V_bKic8-LAEB");
     assert_eq!(verified.iat, NumericDate::from_secs(1_562_262_618));
     assert_eq!(verified.nonce, None);
     // The same proof an hour later, or with another token, or at another URI, is refused.
-    assert_eq!(verify_proof(&RustCrypto, &request(1_562_266_218, token), &config()), Err(IatTooOld));
-    assert_eq!(verify_proof(&RustCrypto, &request(1_562_262_618, TOKEN), &config()), Err(AthMismatch));
+    assert_eq!(verify_proof(&RustCrypto, &memo, &request(1_562_266_218, token), &config()), Err(IatTooOld));
+    assert_eq!(verify_proof(&RustCrypto, &memo, &request(1_562_262_618, TOKEN), &config()), Err(AthMismatch));
     assert_eq!(check(proof), Err(HtuMismatch));
 }
 
@@ -258,7 +267,70 @@ fn the_target_uri() {
     let good = proof(TestKey::P256A).sign();
     let headers = [good.as_str()];
     assert_eq!(
-        verify_proof(&RustCrypto, &ProofRequest { headers: &headers, ..request }, &own),
+        verify_proof(
+            &RustCrypto,
+            &ProofMemo::default(),
+            &ProofRequest { headers: &headers, ..request },
+            &own
+        ),
         Err(HtuMismatch)
     );
+}
+
+/// What the memo keeps of a client's proofs (its header, key and token hash) never passes a proof
+/// that the full checks refuse: with the header of a good proof kept, proofs that share that
+/// header but fail elsewhere are refused as without a memo, and the header passes nothing under
+/// an allow-list it was not checked against.
+#[test]
+fn a_kept_header_passes_nothing_the_checks_refuse() {
+    let memo = ProofMemo::default();
+    let target = HttpUri::parse(HTU);
+    let run = |proof: &str, token: &str, config: &DpopConfig| {
+        let headers = [proof];
+        let request = ProofRequest {
+            headers: &headers,
+            method: "GET",
+            target: target.as_ref(),
+            access_token: token,
+            now: NOW,
+        };
+        let kept = verify_proof(&RustCrypto, &memo, &request, config);
+        assert_eq!(kept, verify_proof(&RustCrypto, &ProofMemo::default(), &request, config), "{proof}");
+        kept
+    };
+    let good = proof(TestKey::P256A).sign();
+    assert!(run(&good, TOKEN, &config()).is_ok());
+    let header = good.split('.').next().unwrap();
+    assert!(memo.key(config().algorithms, header).is_some(), "the good proof's header is kept");
+    // The same header (same key, same alg) on proofs that fail later checks.
+    let later: Vec<(String, BindingError)> = vec![
+        (mint::tamper(&good), ProofBadSignature),
+        (proof(TestKey::P256A).claim("htm", json!("POST")).sign(), HtmMismatch),
+        (proof(TestKey::P256A).claim("iat", json!(NOW - 3600)).sign(), IatTooOld),
+        (
+            proof(TestKey::P256A).claim("ath", json!(access_token_hash("another").to_b64())).sign(),
+            AthMismatch,
+        ),
+        (proof(TestKey::P256A).remove_claim("jti").sign(), ProofBadJti),
+        // Signed by another key under the kept header (which names P256A's key).
+        (
+            mint::sign(
+                &proof(TestKey::P256A).header_json(),
+                &proof(TestKey::P256A).payload_json(),
+                &TestKey::P256B,
+                "ES256",
+            ),
+            ProofBadSignature,
+        ),
+    ];
+    for (proof, refusal) in &later {
+        assert!(proof.starts_with(&format!("{header}.")), "shares the kept header");
+        assert_eq!(run(proof, TOKEN, &config()), Err(*refusal));
+    }
+    // The kept token hash is the hash of that token only.
+    assert_eq!(run(&good, "another.token.here", &config()), Err(AthMismatch));
+    // Under an allow-list without ES256 the kept header is checked again, and refused.
+    let rsa_only =
+        DpopConfig { algorithms: [crate::alg::Algorithm::RS256].into_iter().collect(), ..config() };
+    assert_eq!(run(&good, TOKEN, &rsa_only), Err(ProofAlgNotAllowed));
 }

@@ -13,6 +13,7 @@
 
 use super::BindingError;
 use super::decide::{self, Presented, Scheme};
+use super::memo::ProofMemo;
 use super::nonce::Nonces;
 use super::proof::{self, ProofRequest, VerifiedProof};
 use crate::claims::Claims;
@@ -30,6 +31,8 @@ pub trait BindingHost {
     /// Records `proof` in the process-wide replay record (`replay::ReplayRecord::record`, with a
     /// clock read afresh at each call).
     fn record(&self, provider: ProviderId, proof: &VerifiedProof) -> Result<(), BindingError>;
+    /// This VM's memo of proof keys and token hashes.
+    fn memo(&self) -> &ProofMemo;
 }
 
 /// One token as the checks see it.
@@ -104,7 +107,8 @@ impl Bindings {
         token: &Presentation<'_>,
         request: &RequestParts<'_>,
     ) -> Result<(), BindingError> {
-        let proof = (token.scheme == Scheme::Dpop).then(|| verify(crypto, binding, token.token, request));
+        let proof = (token.scheme == Scheme::Dpop)
+            .then(|| verify(crypto, host.memo(), binding, token.token, request));
         let peer = match binding.certificate {
             BindingMode::Disabled => None,
             _ => self.peer.get_or_insert_with(|| host.peer_certificate()).as_deref(),
@@ -146,6 +150,7 @@ impl Bindings {
 /// The proof of a `DPoP` request made for `token` (`proof::verify_proof`).
 fn verify(
     crypto: &dyn Crypto,
+    memo: &ProofMemo,
     binding: &TokenBinding,
     token: &str,
     request: &RequestParts<'_>,
@@ -164,7 +169,7 @@ fn verify(
         access_token: token,
         now: request.now,
     };
-    proof::verify_proof(crypto, &proof_request, &binding.dpop)
+    proof::verify_proof(crypto, memo, &proof_request, &binding.dpop)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ struct Host<'s> {
     nonces: Option<Nonces>,
     peer: Option<&'static str>,
     peer_reads: Cell<usize>,
+    memo: ProofMemo,
 }
 
 impl BindingHost for Host<'_> {
@@ -39,6 +40,10 @@ impl BindingHost for Host<'_> {
     fn record(&self, provider: ProviderId, proof: &VerifiedProof) -> Result<(), BindingError> {
         self.replay.record(provider, proof, &|| NOW as u64 * 1000)
     }
+
+    fn memo(&self) -> &ProofMemo {
+        &self.memo
+    }
 }
 
 fn binding(dpop: BindingMode, certificate: BindingMode) -> TokenBinding {
@@ -53,6 +58,7 @@ fn workers<'s>(store: &'s MemStore, binding: &TokenBinding, peer: Option<&'stati
         nonces: None,
         peer,
         peer_reads: Cell::new(0),
+        memo: ProofMemo::default(),
     });
     hosts[0].replay.prepare(0, &|| NOW as u64 * 1000 - SETTLE_MS);
     hosts

@@ -6,6 +6,7 @@
 use super::host;
 use super::shared_tokens::{HostStore, process_secret, random};
 use crate::binding::BindingError;
+use crate::binding::memo::ProofMemo;
 use crate::binding::nonce::{self, KEY_BYTES, Nonces};
 use crate::binding::proof::VerifiedProof;
 use crate::binding::replay::{ReplayRecord, SEED_BYTES};
@@ -24,6 +25,7 @@ pub struct HostBinding {
     nonces: Vec<Option<Nonces>>,
     /// The nonce secret `nonces` were made with (empty: none yet).
     secret: Vec<u8>,
+    memo: ProofMemo,
 }
 
 impl HostBinding {
@@ -47,7 +49,8 @@ impl HostBinding {
             }
         }
         let steps: Vec<_> = config.providers.iter().map(|p| p.binding.dpop.nonce).collect();
-        let mut binding = HostBinding { replay, nonces: Vec::new(), steps, secret: Vec::new() };
+        let mut binding =
+            HostBinding { replay, nonces: Vec::new(), steps, secret: Vec::new(), memo: ProofMemo::default() };
         if binding.steps.iter().any(Option::is_some) {
             let secret = process_secret(&nonce::key_name(), KEY_BYTES, |v| {
                 (v.len() == KEY_BYTES).then(|| v.to_vec())
@@ -90,5 +93,9 @@ impl BindingHost for HostBinding {
 
     fn record(&self, provider: ProviderId, proof: &VerifiedProof) -> Result<(), BindingError> {
         self.replay.record(provider, proof, &host::now_ms)
+    }
+
+    fn memo(&self) -> &ProofMemo {
+        &self.memo
     }
 }

@@ -14,6 +14,7 @@ pub use jwt_authn_wasm::authn::{
     self, Decision, Env, Event, KeyState, RETRY_AFTER_SECONDS, ReadyKeys, Reply, Request, UnknownKid, Wait,
 };
 pub use jwt_authn_wasm::binding::BindingError;
+pub use jwt_authn_wasm::binding::memo::ProofMemo;
 pub use jwt_authn_wasm::binding::nonce::Nonces;
 pub use jwt_authn_wasm::binding::proof::VerifiedProof;
 pub use jwt_authn_wasm::binding::replay::{ReplayRecord, SETTLE_MS};
@@ -177,6 +178,7 @@ pub struct TestBinding {
     pub peer_reads: Cell<usize>,
     /// The clock of the record (Unix ms): the request's.
     pub now_ms: Cell<u64>,
+    pub memo: ProofMemo,
 }
 
 impl TestBinding {
@@ -188,7 +190,14 @@ impl TestBinding {
             .iter()
             .map(|p| p.binding.dpop.nonce.and_then(|n| Nonces::from_shared(&NONCE_SECRET, &n)))
             .collect();
-        TestBinding { replay, nonces, peer: None, peer_reads: Cell::new(0), now_ms: Cell::new(0) }
+        TestBinding {
+            replay,
+            nonces,
+            peer: None,
+            peer_reads: Cell::new(0),
+            now_ms: Cell::new(0),
+            memo: ProofMemo::default(),
+        }
     }
 }
 
@@ -204,6 +213,10 @@ impl BindingHost for TestBinding {
 
     fn record(&self, provider: ProviderId, proof: &VerifiedProof) -> Result<(), BindingError> {
         self.replay.record(provider, proof, &|| self.now_ms.get())
+    }
+
+    fn memo(&self) -> &ProofMemo {
+        &self.memo
     }
 }
 
