@@ -1,4 +1,5 @@
-//! The JWS algorithms this verifier knows (RFC 7518 §3, RFC 8037), and small sets of them.
+//! The JWS algorithms this verifier knows (RFC 7518 §3, RFC 8037, RFC 9864), and small sets of
+//! them.
 //! HMAC is deliberately absent: a JWKS is public, so a shared-secret algorithm would let anyone
 //! who can read the key set mint tokens.
 
@@ -16,6 +17,10 @@ pub enum Algorithm {
     ES256,
     ES384,
     EdDSA,
+    /// RFC 9864's fully-specified name for EdDSA with Ed25519, which replaces the polymorphic
+    /// `EdDSA` (libraries such as panva's `jose` and `dpop` sign with it). The same key type and
+    /// verification as `EdDSA`; a distinct name, so a key whose `alg` says one serves only that.
+    Ed25519,
 }
 
 /// What kind of key an algorithm needs (RFC 7518 §6, RFC 8037 §2).
@@ -28,7 +33,7 @@ pub enum KeyKind {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 9] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -38,6 +43,7 @@ impl Algorithm {
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::EdDSA,
+        Algorithm::Ed25519,
     ];
 
     /// Exact, case-sensitive lookup; `None` for `none`, HS*, ES512 and anything unknown.
@@ -56,6 +62,7 @@ impl Algorithm {
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::Ed25519 => "Ed25519",
         }
     }
 
@@ -69,7 +76,7 @@ impl Algorithm {
             | Algorithm::PS512 => KeyKind::Rsa,
             Algorithm::ES256 => KeyKind::P256,
             Algorithm::ES384 => KeyKind::P384,
-            Algorithm::EdDSA => KeyKind::Ed25519,
+            Algorithm::EdDSA | Algorithm::Ed25519 => KeyKind::Ed25519,
         }
     }
 

@@ -101,7 +101,7 @@ fn rsa_verify(alg: Algorithm, key: &rsa::PublicKey, input: &[u8], signature: &[u
         Algorithm::PS384 => key.pss_verify::<Sha384>(input, signature),
         Algorithm::PS512 => key.pss_verify::<Sha512>(input, signature),
         // check_shape already refused a non-RSA alg for an RSA key.
-        Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => return false,
+        Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA | Algorithm::Ed25519 => return false,
     };
     result.is_ok()
 }

@@ -40,13 +40,14 @@ const I32: u64 = 5;
 const MAX_VARINT_OCTETS: usize = 10;
 
 /// The hash name the host is given for `alg`, or `None` when `alg` never goes to the host
-/// (PS*: the host's RSA verify is PKCS#1 v1.5 only; EdDSA: unsupported there).
+/// (PS*: the host's RSA verify is PKCS#1 v1.5 only; EdDSA and Ed25519: unsupported there).
 pub fn hash_name(alg: Algorithm) -> Option<&'static str> {
     match alg {
         Algorithm::RS256 | Algorithm::ES256 => Some("sha256"),
         Algorithm::RS384 | Algorithm::ES384 => Some("sha384"),
         Algorithm::RS512 => Some("sha512"),
-        Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 | Algorithm::EdDSA => None,
+        Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => None,
+        Algorithm::EdDSA | Algorithm::Ed25519 => None,
     }
 }
 
@@ -323,6 +324,7 @@ mod tests {
             (PS384, None),
             (PS512, None),
             (EdDSA, None),
+            (Ed25519, None),
         ];
         assert_eq!(expected.len(), Algorithm::ALL.len());
         for (alg, name) in expected {
@@ -371,7 +373,7 @@ mod tests {
         let sig = |n: usize| vec![1u8; n];
         use Algorithm::*;
         #[rustfmt::skip]
-        let cases: [(Algorithm, &Jwk, usize, Option<&str>); 12] = [
+        let cases: [(Algorithm, &Jwk, usize, Option<&str>); 13] = [
             (RS256, &rsa, 256, Some("sha256")),
             (RS384, &rsa, 256, Some("sha384")),
             (RS512, &rsa, 256, Some("sha512")),
@@ -380,6 +382,7 @@ mod tests {
             (PS256, &rsa, 256, None),
             (PS512, &rsa, 256, None),
             (EdDSA, &ed, 64, None),
+            (Ed25519, &ed, 64, None),
             (ES256, &p384, 64, None),
             (ES384, &p256, 96, None),
             (RS256, &p256, 256, None),

@@ -1047,12 +1047,14 @@ mod tests {
             with(good_p256(), &[("kid", json!("ec-a"))]),
             p256_jwk(&p256("p256-b")),
             with(good_ed25519(), &[("kid", json!("ed"))]),
+            with(good_ed25519(), &[("kid", json!("ed-eddsa")), ("alg", json!("EdDSA"))]),
+            with(good_ed25519(), &[("kid", json!("ed-9864")), ("alg", json!("Ed25519"))]),
         ];
         let set = KeySet::parse(&jwks(&keys)).unwrap().keys;
         use Algorithm::*;
         type Kids<'a> = Result<Vec<Option<&'a str>>, JwtError>;
         #[rustfmt::skip]
-        let cases: [(Algorithm, Option<&str>, Kids); 13] = [
+        let cases: [(Algorithm, Option<&str>, Kids); 17] = [
             (RS256, Some("rsa-a"), Ok(vec![Some("rsa-a")])),
             (PS256, Some("rsa-a"), Err(JwtError::NoMatchingKey)), // the key's own alg binds it
             (PS256, Some("rsa-b"), Ok(vec![Some("rsa-b")])),
@@ -1064,8 +1066,13 @@ mod tests {
             (PS384, None, Ok(vec![Some("rsa-b")])),
             (ES256, None, Ok(vec![Some("ec-a"), None])),
             (ES384, None, Err(JwtError::NoMatchingKey)),
-            (EdDSA, None, Ok(vec![Some("ed")])),
+            (EdDSA, None, Ok(vec![Some("ed"), Some("ed-eddsa")])),
             (EdDSA, Some("ed"), Ok(vec![Some("ed")])),
+            // RFC 9864's name: the same keys, but a key's own `alg` names one of the two only.
+            (Ed25519, None, Ok(vec![Some("ed"), Some("ed-9864")])),
+            (Ed25519, Some("ed"), Ok(vec![Some("ed")])),
+            (Ed25519, Some("ed-eddsa"), Err(JwtError::NoMatchingKey)),
+            (EdDSA, Some("ed-9864"), Err(JwtError::NoMatchingKey)),
         ];
         for (alg, kid, expected) in cases {
             let got = set
@@ -1074,7 +1081,7 @@ mod tests {
             assert_eq!(got, expected, "{alg} {kid:?}");
         }
         assert!(set.contains_kid("ec-a") && !set.contains_kid("nope"));
-        assert_eq!(set.iter().count(), 5);
+        assert_eq!(set.iter().count(), 7);
 
         // An empty set (before any JWKS arrived) has no key for anything.
         let empty = KeySet::default();

@@ -45,7 +45,7 @@ fn allowed_dpop() -> Decision {
 }
 
 const BEARER: &str = "Bearer realm=\"https://api.example.com/api\"";
-const DPOP_ALGS: &str = "algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"";
+const DPOP_ALGS: &str = "algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\"";
 const EXPOSED: (&str, &str) = ("access-control-expose-headers", "WWW-Authenticate, DPoP-Nonce");
 
 /// The DPoP challenge, bare or with an error on it.

@@ -3,7 +3,8 @@
 //! and certificate-bound JWT access tokens, and a DPoP client nobody here wrote: panva's `dpop`
 //! library (`tests/oidc-provider/holder.mjs`) makes the token requests' proofs and the proofs of
 //! the accepted requests. Envoy serves every case of one table (`envoy/e2e-binding.yaml.tmpl`):
-//! - DPoP (RFC 9449): the library's proofs accepted (ES256 and RS256 keys, the token a cache hit
+//! - DPoP (RFC 9449): the library's proofs accepted (ES256, RS256 and Ed25519 keys, the last with
+//!   RFC 9864's `alg` name `Ed25519`; the token a cache hit
 //!   the second time); the same token refused from another holder (another key's proof, no
 //!   proof, Bearer downgrade, Bearer beside DPoP);
 //! - the negative proof cases of the OpenID Foundation's FAPI 2.0 DPoP tests, one row each, and
@@ -238,9 +239,11 @@ fn sender_constrained_tokens_from_a_real_provider() {
     // Tokens: bound to the library's keys, to the test's key, to client certificate A; unbound.
     let alice_jkt = holder.key("alice", "ES256");
     holder.key("rsa-holder", "RS256");
+    holder.key("ed-holder", "Ed25519");
     holder.key("mallory", "ES256");
     let alice = holder.token("alice");
     let rsa_token = holder.token("rsa-holder");
+    let ed_token = holder.token("ed-holder");
     let mine = token_bound_to(&provider, &MINE);
     let cert_a = std::fs::read_to_string(setup.file("client-a.pem")).expect("client-a.pem");
     let cert_token =
@@ -249,7 +252,7 @@ fn sender_constrained_tokens_from_a_real_provider() {
         support::oidc::part(&cert_token, 1)["cnf"]["x5t#S256"].as_str().expect("cnf.x5t#S256").to_owned();
     let unbound = provider.token(API, "read");
 
-    let mut cases = library_cases(&holder, api, &alice, &alice_jkt, &rsa_token, &unbound);
+    let mut cases = library_cases(&holder, api, &alice, &alice_jkt, &[&rsa_token, &ed_token], &unbound);
     cases.extend(certificate_cases(api, as_a, as_b, &cert_token, &x5t, &unbound));
     cases.extend(fapi_cases(api, &mine));
     let mut failures: Vec<String> = cases.iter().filter_map(|case| run(case).err()).collect();
@@ -309,7 +312,7 @@ fn library_cases(
     api: u16,
     alice: &str,
     alice_jkt: &str,
-    rsa_token: &str,
+    [rsa_token, ed_token]: &[&str; 2],
     unbound: &str,
 ) -> Vec<Case> {
     let path = "/dpop/items";
@@ -332,6 +335,11 @@ fn library_cases(
         case(
             "library RS256 proof with its token",
             dpop(rsa_token, &[&proof("rsa-holder", rsa_token)]),
+            Expect::Pass(&[]),
+        ),
+        case(
+            "library Ed25519 proof (alg Ed25519, RFC 9864) with its token",
+            dpop(ed_token, &[&proof("ed-holder", ed_token)]),
             Expect::Pass(&[]),
         ),
         case(

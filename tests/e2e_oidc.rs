@@ -22,7 +22,8 @@ use support::{http, upstream_headers};
 
 const PROVIDER: &str = "oidc";
 /// The algorithms a resource server each signs its access tokens with.
-const ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+/// `Ed25519` is RFC 9864's name for EdDSA with Ed25519, which libraries now sign with.
+const ALGS: [&str; 6] = ["RS256", "PS256", "ES256", "ES384", "EdDSA", "Ed25519"];
 /// A resource server the filter is not configured for (another audience).
 const OTHER_API: &str = "https://other.oidc.test/api";
 /// A resource server whose tokens live `SHORT_TTL` seconds.

@@ -9,7 +9,7 @@
 // It serves JSON over plain HTTP on 127.0.0.1 (a port the OS picks, printed as one JSON line
 // {"port": N}); every request is a POST with a JSON body:
 //
-//   /key    {"name", "alg"}                      a new key pair (ES256, PS256 or RS256) -> {"jkt"}
+//   /key    {"name", "alg"}                      a new key pair (ES256, PS256, RS256, Ed25519) -> {"jkt"}
 //   /token  {"key", "resource", "scope"}         a client-credentials token bound to the key
 //                                                 -> the provider's token answer
 //   /proof  {"key", "htm", "htu", "token"?, "nonce"?}  a proof for one request -> {"proof"}

@@ -104,8 +104,8 @@ const provider = new Provider(issuer, {
     client('interop'),
     client('interop-mtls', { tls_client_certificate_bound_access_tokens: true }),
   ],
-  // DPoP proofs by RSA keys too (the default allows ES256 and EdDSA only).
-  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA'] },
+  // DPoP proofs by RSA keys too (the default allows ES256, Ed25519 and EdDSA only).
+  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] },
   scopes: ['read', 'write'],
   features: {
     devInteractions: { enabled: false },

@@ -116,7 +116,8 @@ impl Key {
     }
 
     /// The raw JWS signature of `msg` with `alg` (RS*: PKCS#1 v1.5; PS*: PSS with salt = hash
-    /// length; ES*: raw R||S; EdDSA). Refuses an algorithm this kind of key cannot sign with.
+    /// length; ES*: raw R||S; EdDSA and Ed25519). Refuses an algorithm this kind of key cannot
+    /// sign with.
     pub fn sign_bytes(&self, alg: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
         let rsa = |e: rsa::Error| format!("RSA signing failed: {e}");
         match (alg, self) {
@@ -134,7 +135,7 @@ impl Key {
                 let sig: p384::ecdsa::Signature = k.sign(msg);
                 Ok(sig.to_bytes().to_vec())
             }
-            ("EdDSA", Key::Ed25519(k)) => Ok(k.sign(msg).to_bytes().to_vec()),
+            ("EdDSA" | "Ed25519", Key::Ed25519(k)) => Ok(k.sign(msg).to_bytes().to_vec()),
             _ => Err(format!("cannot sign {alg} with a {} key", self.kind())),
         }
     }
