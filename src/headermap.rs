@@ -24,7 +24,8 @@ impl HeaderMap {
     /// damage.
     pub fn from_host(mut bytes: Vec<u8>) -> HeaderMap {
         let mut pairs = raw_pairs(&bytes);
-        let lengths: Vec<(usize, usize)> = pairs.by_ref().map(|(n, v)| (n.len(), v.len())).collect();
+        let mut lengths = Vec::with_capacity(pairs.most());
+        lengths.extend(pairs.by_ref().map(|(n, v)| (n.len(), v.len())));
         // The pairs read span from the end of the table to where reading stopped.
         let end = pairs.data.min(bytes.len());
         let start = pairs.start.min(end);
@@ -63,7 +64,9 @@ impl HeaderMap {
             at += len + 1;
             part
         };
-        self.lengths.iter().map_while(|&(name, value)| Some((item(name)?, item(value)?))).collect()
+        let mut pairs = Vec::with_capacity(self.lengths.len());
+        pairs.extend(self.lengths.iter().map_while(|&(name, value)| Some((item(name)?, item(value)?))));
+        pairs
     }
 }
 
@@ -91,6 +94,12 @@ impl<'a> Pairs<'a> {
     /// Whether every counted pair was read and no byte follows the last.
     pub fn whole(&self) -> bool {
         self.next == self.count && self.data == self.bytes.len()
+    }
+
+    /// The most pairs the bytes can hold (each takes 8 bytes of lengths and 2 NULs), so that a
+    /// huge count in damaged bytes reserves no more than they are long.
+    pub fn most(&self) -> usize {
+        self.count.min(self.bytes.len() / 10)
     }
 
     /// `len` bytes at the data position, which a NUL (not part of the item) must follow.
