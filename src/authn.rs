@@ -22,7 +22,6 @@ use crate::requirement::{self, ProviderOutcome, Verdict};
 use crate::route::RouteChoice;
 use crate::shared_record::{Digester, KeySetId, TokenDigest, TokenRecord};
 use crate::verify::{self, Decoded, VerifiedJwt};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// What the filter knows about a provider's keys at this moment.
@@ -150,8 +149,8 @@ pub struct Reply {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
-    Allow(Mutations),
+pub enum Decision<'c> {
+    Allow(Mutations<'c>),
     Deny(Reply),
     /// Keys for a provider the answer depends on are not there yet: hold the request.
     Wait(Wait),
@@ -171,8 +170,9 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Decides what to do with one request. A `Wait` records no events: the held request is decided
 /// again later and counted then, once.
-pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision {
-    let mut mutations = Mutations { remove: config.output_headers.clone(), ..Mutations::default() };
+pub fn decide<'c>(config: &'c Config, env: &mut Env<'_>, request: &Request<'_>) -> Decision<'c> {
+    let remove = config.output_headers.iter().map(String::as_str).collect();
+    let mut mutations = Mutations { remove, ..Mutations::default() };
     let (requirement, report) = match requirement_for(config, request) {
         Ok(Some(chosen)) => chosen,
         Ok(None) => return Decision::Allow(mutations),
@@ -201,8 +201,7 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
             env.events.push(Event::Allowed);
             mutations.filter_state = filter_state;
             for id in verified {
-                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified.get(&id))
-                {
+                if let (Some(provider), Some(tokens)) = (config.providers.get(id), checked.verified_of(id)) {
                     forward::forward(provider, tokens, request.headers, &mut mutations);
                     for (_, jwt) in tokens {
                         mutations.filter_state.verified(&provider.identity, jwt);
@@ -210,7 +209,7 @@ pub fn decide(config: &Config, env: &mut Env<'_>, request: &Request<'_>) -> Deci
                 }
             }
             if report {
-                mutations.set.push((STATUS_HEADER.to_owned(), "ok".to_owned()));
+                mutations.set.push((STATUS_HEADER, "ok".to_owned()));
             }
             if let Some(nonce) = checked.binding.offer_nonce() {
                 mutations.response.push(("dpop-nonce", nonce.to_owned()));
@@ -255,9 +254,14 @@ fn record_proofs(
 
 /// What report mode does with a refusal: the request goes on, and the upstream learns why it
 /// would have been refused.
-fn reported(error: AuthnError, mut mutations: Mutations, filter_state: Entries, env: &mut Env<'_>) -> Decision {
+fn reported<'c>(
+    error: AuthnError,
+    mut mutations: Mutations<'c>,
+    filter_state: Entries,
+    env: &mut Env<'_>,
+) -> Decision<'c> {
     env.events.push(Event::Reported);
-    mutations.set.push((STATUS_HEADER.to_owned(), error.reason().to_owned()));
+    mutations.set.push((STATUS_HEADER, error.reason().to_owned()));
     mutations.filter_state = filter_state;
     Decision::Allow(mutations)
 }
@@ -277,9 +281,9 @@ fn requirement_for<'c>(
     let applies = match request.route {
         RouteChoice::Rules => config.rule_for(request.path()).map(|r| (&r.requires, r.reports)),
         RouteChoice::Disabled => None,
-        RouteChoice::Requirement(name) => {
-            Some(named(config, name).map(|n| (&n.requires, n.reports)).ok_or(AuthnError::UnknownRequirement)?)
-        }
+        RouteChoice::Requirement(name) => Some(
+            named(config, name).map(|n| (&n.requires, n.reports)).ok_or(AuthnError::UnknownRequirement)?,
+        ),
         RouteChoice::Invalid(_) => return Err(AuthnError::BadRouteMetadata),
     };
     Ok(applies.and_then(|(requires, reports)| Some((requires.as_ref()?, reports))))
@@ -314,36 +318,40 @@ fn failed_status(config: &Config, events: &[Event]) -> Entries {
     entries
 }
 
+/// A verified token and where it was found.
+type VerifiedAt<'c> = (Location<'c>, Rc<VerifiedJwt>);
+
 /// Per-request memo of provider checks: the verified tokens for forwarding, and what a held
 /// request waits for.
 #[derive(Default)]
-struct Checked {
+struct Checked<'c> {
     wait: Wait,
-    verified: HashMap<ProviderId, Vec<(Location, Rc<VerifiedJwt>)>>,
+    /// By provider, in asking order (a handful at most: a lookup is a short scan).
+    verified: Vec<(ProviderId, Vec<VerifiedAt<'c>>)>,
     /// Sender constraints: proofs to record, the nonce to offer, whose challenges to answer with.
     binding: Bindings,
 }
 
 /// Tokens of one provider sorted by the keyless checks.
 #[derive(Default)]
-struct Triage<'t> {
-    verified: Vec<(Location, Rc<VerifiedJwt>)>,
-    other_issuer: Vec<Location>,
-    decoded: Vec<(&'t FoundToken, TokenDigest, Decoded<'t>)>,
+struct Triage<'t, 'c> {
+    verified: Vec<VerifiedAt<'c>>,
+    other_issuer: Vec<Location<'c>>,
+    decoded: Vec<(&'t FoundToken<'t, 'c>, TokenDigest, Decoded<'t>)>,
 }
 
-impl Checked {
+impl<'c> Checked<'c> {
     /// One provider's outcome over every token in its locations, with the precedence
     /// `requirement` documents: a failure, then waiting for keys, then tokens of another issuer,
     /// then verified.
     fn outcome(
         &mut self,
-        config: &Config,
+        config: &'c Config,
         env: &mut Env<'_>,
         request: &Request<'_>,
         id: ProviderId,
         audiences: Option<&[String]>,
-    ) -> ProviderOutcome {
+    ) -> ProviderOutcome<'c> {
         let Some(provider) = config.providers.get(id) else {
             return ProviderOutcome::Failed(AuthnError::KeysUnavailable);
         };
@@ -369,13 +377,26 @@ impl Checked {
         {
             return refused(env, id, AuthnError::Binding(e));
         }
-        self.verified.insert(id, triage.verified);
+        self.keep_verified(id, triage.verified);
         if triage.other_issuer.is_empty() {
             env.events.push(Event::Verified(id));
             ProviderOutcome::Verified
         } else {
             ProviderOutcome::OtherIssuer(triage.other_issuer)
         }
+    }
+
+    /// Keeps provider `id`'s verified tokens (replacing those of an earlier ask, with other
+    /// audiences: the same tokens).
+    fn keep_verified(&mut self, id: ProviderId, tokens: Vec<VerifiedAt<'c>>) {
+        match self.verified.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, kept)) => *kept = tokens,
+            None => self.verified.push((id, tokens)),
+        }
+    }
+
+    fn verified_of(&self, id: ProviderId) -> Option<&[VerifiedAt<'c>]> {
+        self.verified.iter().find(|(i, _)| *i == id).map(|(_, tokens)| tokens.as_slice())
     }
 
     /// The sender constraint of each verified token (a cache hit too: a proof is new on every
@@ -386,13 +407,13 @@ impl Checked {
         env: &Env<'_>,
         request: &Request<'_>,
         id: ProviderId,
-        found: &[FoundToken],
-        verified: &[(Location, Rc<VerifiedJwt>)],
+        found: &[FoundToken<'_, 'c>],
+        verified: &[VerifiedAt<'c>],
     ) -> Result<(), BindingError> {
         let parts = RequestParts { headers: request.headers, now: request.now_seconds() };
         for (location, jwt) in verified {
             let scheme = if *location == Location::Dpop { Scheme::Dpop } else { Scheme::Bearer };
-            let token = found.iter().find(|t| t.location == *location).map_or("", |t| t.token.as_str());
+            let token = found.iter().find(|t| t.location == *location).map_or("", |t| &*t.token);
             let token = Presentation { token, scheme, claims: &jwt.claims };
             self.binding.check(env.binding, env.crypto, id, &provider.binding, &token, &parts)?;
         }
@@ -407,8 +428,8 @@ impl Checked {
         env: &mut Env<'_>,
         request: &Request<'_>,
         id: ProviderId,
-        triage: &mut Triage<'_>,
-    ) -> Option<ProviderOutcome> {
+        triage: &mut Triage<'_, 'c>,
+    ) -> Option<ProviderOutcome<'c>> {
         let ready = match (env.keys)(id) {
             KeyState::Ready(ready) => ready,
             KeyState::Pending if request.may_wait_for_keys => return Some(ProviderOutcome::Pending),
@@ -429,7 +450,7 @@ impl Checked {
                     if ready.stale {
                         env.events.push(Event::StaleServed(id));
                     }
-                    triage.verified.push((token.location.clone(), jwt));
+                    triage.verified.push((token.location, jwt));
                 }
                 Err(JwtError::UnknownKid)
                     if request.may_wait_for_kid && ready.unknown_kid != UnknownKid::Refuse =>
@@ -480,14 +501,14 @@ fn signature(
 /// Sorts a provider's tokens without keys: cached ones (claims checked again), tokens of another
 /// issuer, and decoded ones whose signature is still to check. Any other failure refuses.
 /// `audiences`: the rule's (`provider_and_audiences`), else the provider's.
-fn triage<'t>(
+fn triage<'t, 'c>(
     env: &mut Env<'_>,
     request: &Request<'_>,
     id: ProviderId,
     policy: &Policy,
     audiences: &[String],
-    found: &'t [FoundToken],
-) -> Result<Triage<'t>, AuthnError> {
+    found: &'t [FoundToken<'t, 'c>],
+) -> Result<Triage<'t, 'c>, AuthnError> {
     let now = request.now_seconds();
     let mut triage = Triage::default();
     let cache = env.caches.get(id).filter(|c| c.enabled());
@@ -503,7 +524,7 @@ fn triage<'t>(
                     KeyState::Pending | KeyState::Unavailable => return Err(AuthnError::KeysUnavailable),
                 }
                 jwt.claims.check_for(policy, audiences, now)?;
-                triage.verified.push((token.location.clone(), jwt));
+                triage.verified.push((token.location, jwt));
                 continue;
             }
             Some(Some(Cached::Refused(e))) => {
@@ -515,14 +536,14 @@ fn triage<'t>(
         }
         match verify::decode(&token.token, policy, audiences, now) {
             Ok(d) => triage.decoded.push((token, digest, d)),
-            Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location.clone()),
+            Err(JwtError::IssuerNotAllowed) => triage.other_issuer.push(token.location),
             Err(e) => return Err(AuthnError::Jwt(e)),
         }
     }
     Ok(triage)
 }
 
-fn refused(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome {
+fn refused<'c>(env: &mut Env<'_>, id: ProviderId, e: AuthnError) -> ProviderOutcome<'c> {
     env.events.push(Event::Refused(id, e));
     ProviderOutcome::Failed(e)
 }

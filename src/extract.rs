@@ -20,54 +20,59 @@
 
 use crate::config::{HeaderLocation, TokenLocations, is_blank, is_tchar};
 use crate::error::{AuthnError, BindingError, JwtError};
+use std::borrow::Cow;
 
-/// Where a token was found, by configured name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Header(String),
-    Param(String),
-    Cookie(String),
+/// Where a token was found, by configured name (borrowed from the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'c> {
+    Header(&'c str),
+    Param(&'c str),
+    Cookie(&'c str),
     /// `Authorization: DPoP <token>`, for a provider with DPoP on.
     Dpop,
 }
 
-/// A token candidate, not yet verified.
+/// A token candidate, not yet verified: borrowed from the request where it appears as is (a
+/// header, a cookie, a parameter without percent-encoding), decoded otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundToken {
-    pub token: String,
-    pub location: Location,
+pub struct FoundToken<'r, 'c> {
+    pub token: Cow<'r, str>,
+    pub location: Location<'c>,
 }
 
 /// Every token in the configured locations, headers first, then parameters, then cookies, each in
 /// configuration order. Every one must verify (as jwt_authn: a good token must not vouch for a bad
 /// one the upstream might read). `headers` as proxy-wasm gives them (a repeated header appears
 /// twice); `path` is `:path` with its query.
-pub fn extract(
-    locations: &TokenLocations,
-    headers: &[(impl AsRef<str>, impl AsRef<str>)],
-    path: &str,
-) -> Result<Vec<FoundToken>, AuthnError> {
+pub fn extract<'r, 'c>(
+    locations: &'c TokenLocations,
+    headers: &'r [(impl AsRef<str>, impl AsRef<str>)],
+    path: &'r str,
+) -> Result<Vec<FoundToken<'r, 'c>>, AuthnError> {
     let max = locations.max_token_bytes;
     let mut found = Vec::new();
+    let mut push = |token, location| found.push(FoundToken { token, location });
     if locations.dpop
         && let Some(token) = dpop_credential(headers, max)?
     {
-        found.push(FoundToken { token, location: Location::Dpop });
+        push(Cow::Borrowed(token), Location::Dpop);
     }
     for location in &locations.headers {
         if let Some(token) = from_header(location, headers, max)? {
-            found.push(FoundToken { token, location: Location::Header(location.name.clone()) });
+            push(Cow::Borrowed(token), Location::Header(&location.name));
         }
     }
-    let query = query_of(path);
-    for name in &locations.params {
-        if let Some(token) = from_query(query, name, max)? {
-            found.push(FoundToken { token, location: Location::Param(name.clone()) });
+    // No parameter location, or no query: no parameter to look for.
+    if let Some(query) = query_of(path).filter(|_| !locations.params.is_empty()) {
+        for name in &locations.params {
+            if let Some(token) = from_query(query, name, max)? {
+                push(token, Location::Param(name));
+            }
         }
     }
     for name in &locations.cookies {
         if let Some(token) = from_cookies(headers, name, max)? {
-            found.push(FoundToken { token, location: Location::Cookie(name.clone()) });
+            push(Cow::Borrowed(token), Location::Cookie(name));
         }
     }
     if found.len() > 1 && found.first().is_some_and(|t| t.location == Location::Dpop) {
@@ -93,7 +98,7 @@ pub fn has_dpop_credential(headers: &[(&str, &str)]) -> bool {
 fn dpop_credential(
     headers: &[(impl AsRef<str>, impl AsRef<str>)],
     max: usize,
-) -> Result<Option<String>, AuthnError> {
+) -> Result<Option<&str>, AuthnError> {
     let (mut dpop, mut others, mut bearer, mut empty) = (None, 0, false, false);
     let values = headers.iter().filter(|(n, _)| n.as_ref().eq_ignore_ascii_case("authorization"));
     let credentials = values.flat_map(|(_, v)| v.as_ref().split(',')).map(|c| c.trim_matches(is_blank));
@@ -114,17 +119,17 @@ fn dpop_credential(
     let Some(token) = dpop else { return Ok(None) };
     match (bearer, others, empty) {
         (true, _, _) => Err(AuthnError::Binding(BindingError::BothSchemes)),
-        (false, 0, false) => checked_token(token.as_bytes(), max).map(Some),
+        (false, 0, false) => checked_token(token, max).map(Some),
         (false, 0, true) => Err(AuthnError::MalformedLocation),
         (false, _, _) => Err(AuthnError::RepeatedLocation),
     }
 }
 
-fn from_header(
+fn from_header<'r>(
     location: &HeaderLocation,
-    headers: &[(impl AsRef<str>, impl AsRef<str>)],
+    headers: &'r [(impl AsRef<str>, impl AsRef<str>)],
     max: usize,
-) -> Result<Option<String>, AuthnError> {
+) -> Result<Option<&'r str>, AuthnError> {
     let mut values = headers
         .iter()
         .filter(|(n, _)| n.as_ref().eq_ignore_ascii_case(&location.name))
@@ -134,7 +139,7 @@ fn from_header(
         return Err(AuthnError::RepeatedLocation);
     }
     let (scheme, space_required) = location.scheme();
-    after_scheme(value, scheme, space_required)?.map(|token| checked_token(token.as_bytes(), max)).transpose()
+    after_scheme(value, scheme, space_required)?.map(|token| checked_token(token, max)).transpose()
 }
 
 /// The part of `value` after `scheme` (and the blanks that must follow it when `space_required`);
@@ -175,8 +180,7 @@ fn query_of(path: &str) -> Option<&str> {
     before_fragment.split_once('?').map(|(_, query)| query)
 }
 
-fn from_query(query: Option<&str>, name: &str, max: usize) -> Result<Option<String>, AuthnError> {
-    let Some(query) = query else { return Ok(None) };
+fn from_query<'r>(query: &'r str, name: &str, max: usize) -> Result<Option<Cow<'r, str>>, AuthnError> {
     let mut found = None;
     for pair in query.split('&') {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -189,8 +193,14 @@ fn from_query(query: Option<&str>, name: &str, max: usize) -> Result<Option<Stri
     if raw.len() > max.saturating_mul(3) {
         return Err(AuthnError::Jwt(JwtError::TooLarge));
     }
+    if !raw.contains(['%', '+']) {
+        return checked_token(raw, max).map(|t| Some(Cow::Borrowed(t)));
+    }
     let decoded = percent_decode(raw).ok_or(AuthnError::MalformedLocation)?;
-    checked_token(&decoded, max).map(Some)
+    // Only JWS characters (ASCII) pass the check, so the conversion cannot fail.
+    let decoded = String::from_utf8(decoded).map_err(|_| AuthnError::MalformedLocation)?;
+    checked_token(&decoded, max)?;
+    Ok(Some(Cow::Owned(decoded)))
 }
 
 /// Whether a raw (encoded) parameter name decodes to `name`; undecodable names never match.
@@ -220,11 +230,11 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn from_cookies(
-    headers: &[(impl AsRef<str>, impl AsRef<str>)],
+fn from_cookies<'r>(
+    headers: &'r [(impl AsRef<str>, impl AsRef<str>)],
     name: &str,
     max: usize,
-) -> Result<Option<String>, AuthnError> {
+) -> Result<Option<&'r str>, AuthnError> {
     let mut found = None;
     let cookie_headers = headers.iter().filter(|(n, _)| n.as_ref().eq_ignore_ascii_case("cookie"));
     for (_, header) in cookie_headers {
@@ -236,7 +246,7 @@ fn from_cookies(
             }
         }
     }
-    found.map(|value| checked_token(unquote(value).as_bytes(), max)).transpose()
+    found.map(|value| checked_token(unquote(value), max)).transpose()
 }
 
 /// The value of one `name=value` cookie pair (RFC 6265 §4.2.1), when its name is `name`.
@@ -250,16 +260,40 @@ fn unquote(value: &str) -> &str {
 }
 
 /// The token, if it fits and has only JWS compact characters.
-fn checked_token(token: &[u8], max: usize) -> Result<String, AuthnError> {
+fn checked_token(token: &str, max: usize) -> Result<&str, AuthnError> {
     if token.len() > max {
         return Err(AuthnError::Jwt(JwtError::TooLarge));
     }
-    let jws_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
-    if token.is_empty() || !token.iter().all(jws_char) {
+    if token.is_empty() || !is_jws_text(token.as_bytes()) {
         return Err(AuthnError::MalformedLocation);
     }
-    // Only ASCII is left, so the conversion cannot fail.
-    String::from_utf8(token.to_vec()).map_err(|_| AuthnError::MalformedLocation)
+    Ok(token)
+}
+
+/// Whether every byte is a JWS compact character: base64url (`A-Z a-z 0-9 - _`) or `.`.
+/// Eight bytes at a time (a token is some 600 of them, checked on every request): in each
+/// ASCII byte `x` of a word, `x + (0x80 - lo)` has its high bit set when `x >= lo` and
+/// `x + (0x7f - hi)` when `x > hi`; neither sum carries into the next byte (`x < 0x80`, both
+/// addends at most 0x80), so each byte is judged on its own.
+fn is_jws_text(bytes: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let in_range = |w: u64, lo: u8, hi: u8| {
+        (w.wrapping_add(LOW * u64::from(0x80 - lo)) & !w.wrapping_add(LOW * u64::from(0x7f - hi))) & HIGH
+    };
+    let word_ok = |w: u64| {
+        // ASCII only; then letters (either case: `| 0x20` maps A-Z onto a-z and nothing else
+        // into it), digits, `-` and `.` (adjacent), `_`.
+        w & HIGH == 0
+            && (in_range(w | (LOW * 0x20), b'a', b'z')
+                | in_range(w, b'0', b'9')
+                | in_range(w, b'-', b'.')
+                | in_range(w, b'_', b'_'))
+                == HIGH
+    };
+    let mut words = bytes.chunks_exact(8);
+    let whole = words.by_ref().all(|c| c.try_into().is_ok_and(|c| word_ok(u64::from_le_bytes(c))));
+    whole && words.remainder().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// `path` without any `name` query parameter (matched as [`extract`] matches it); the rest is kept
@@ -316,7 +350,7 @@ mod tests {
     type Case<'a> = (Vec<(&'a str, &'a str)>, Result<Vec<&'a str>, AuthnError>);
 
     fn tokens(result: Result<Vec<FoundToken>, AuthnError>) -> Result<Vec<String>, AuthnError> {
-        result.map(|found| found.into_iter().map(|t| t.token).collect())
+        result.map(|found| found.into_iter().map(|t| t.token.into_owned()).collect())
     }
 
     #[test]
@@ -366,7 +400,7 @@ mod tests {
     }
 
     /// Tokens found, with where.
-    type Found = Result<Vec<(String, Location)>, AuthnError>;
+    type Found = Result<Vec<(String, Location<'static>)>, AuthnError>;
     type Header = (&'static str, &'static str);
 
     #[test]
@@ -381,7 +415,7 @@ mod tests {
             (vec![("authorization", "DPoP a.b.c")], "/", dpop_only("a.b.c")),
             (vec![("Authorization", "dpop a.b.c")], "/", dpop_only("a.b.c")),
             (vec![("authorization", "DPOP   a.b.c"), ("dpop", "x.y.z")], "/", dpop_only("a.b.c")),
-            (vec![("authorization", "Bearer a.b.c")], "/", Ok(vec![("a.b.c".into(), Location::Header("authorization".into()))])),
+            (vec![("authorization", "Bearer a.b.c")], "/", Ok(vec![("a.b.c".into(), Location::Header("authorization"))])),
             (vec![("authorization", "DPoPx a.b.c")], "/", Ok(vec![])),
             (vec![("authorization", "DPoP")], "/", Err(Malformed)),
             (vec![("authorization", "DPoP a b")], "/", Err(Malformed)),
@@ -399,8 +433,10 @@ mod tests {
             (vec![("authorization", "DPoP a.b.c"), ("cookie", "s=d.e.f")], "/", both),
         ];
         for (list, path, expected) in cases {
-            let found = extract(&dpop, &headers(&list), path);
-            let found = found.map(|f| f.into_iter().map(|t| (t.token, t.location)).collect::<Vec<_>>());
+            let owned = headers(&list);
+            let found = extract(&dpop, &owned, path);
+            let found =
+                found.map(|f| f.into_iter().map(|t| (t.token.into_owned(), t.location)).collect::<Vec<_>>());
             assert_eq!(found, expected, "{list:?} {path}");
         }
         // A provider without DPoP does not see the credential (as before this existed).
@@ -408,13 +444,34 @@ mod tests {
         assert_eq!(tokens(extract(&off, &headers(&[("authorization", "DPoP a.b.c")]), "/")), Ok(vec![]));
     }
 
+    /// The word-at-a-time check agrees with the byte-at-a-time one on every byte value, in every
+    /// position of a word and of the tail, for lengths around the word size.
+    #[test]
+    fn jws_text_check_is_exact() {
+        let jws_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+        for len in [1, 7, 8, 9, 16, 17, 23] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    assert_eq!(is_jws_text(&text), jws_char(byte), "{byte:#04x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(is_jws_text(b""), "the empty token is refused by its caller");
+        let all: Vec<u8> = (0..=255u8).filter(|b| jws_char(*b)).collect();
+        assert_eq!(all.len(), 65);
+        assert!(is_jws_text(&all) && is_jws_text(&all[3..]), "every JWS character, at every offset");
+    }
+
     #[test]
     fn header_location_names_the_header() {
         let locs = locations(&[("authorization", "Bearer ")], &[], &[]);
-        let found = extract(&locs, &headers(&[("authorization", "Bearer a.b.c")]), "/").unwrap();
+        let list = headers(&[("authorization", "Bearer a.b.c")]);
+        let found = extract(&locs, &list, "/").unwrap();
         assert_eq!(
             found,
-            [FoundToken { token: "a.b.c".into(), location: Location::Header("authorization".into()) }]
+            [FoundToken { token: "a.b.c".into(), location: Location::Header("authorization") }]
         );
     }
 
@@ -484,12 +541,12 @@ mod tests {
         let list = headers(&[("cookie", "s=c.c.c"), ("x-jwt", "b.b.b"), ("authorization", "Bearer a.a.a")]);
         let found = extract(&locs, &list, "/p?t=d.d.d").unwrap();
         assert_eq!(
-            found.iter().map(|t| (t.token.as_str(), &t.location)).collect::<Vec<_>>(),
+            found.iter().map(|t| (&*t.token, &t.location)).collect::<Vec<_>>(),
             [
-                ("a.a.a", &Location::Header("authorization".into())),
-                ("b.b.b", &Location::Header("x-jwt".into())),
-                ("d.d.d", &Location::Param("t".into())),
-                ("c.c.c", &Location::Cookie("s".into())),
+                ("a.a.a", &Location::Header("authorization")),
+                ("b.b.b", &Location::Header("x-jwt")),
+                ("d.d.d", &Location::Param("t")),
+                ("c.c.c", &Location::Cookie("s")),
             ]
         );
         // The first refused location refuses the whole extraction.

@@ -5,32 +5,68 @@
 //! are borrowed from it, so reading them costs no allocation per header (the SDK's `get_map` makes
 //! two strings per header, and panics on a value that is not UTF-8).
 
-/// A serialized header map whose names and values are all UTF-8.
+/// A request's header names and values, as UTF-8 text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderMap {
-    bytes: Vec<u8>,
+    /// Every name and value, each followed by a NUL, in the host's order.
+    text: String,
+    /// The length of each pair's name and value.
+    lengths: Vec<(usize, usize)>,
 }
 
 impl HeaderMap {
-    /// The map as the host serialized it. Names and values that are not UTF-8 (HTTP allows
-    /// obs-text bytes) are converted lossily, so one Latin-1 header cannot make the request
-    /// unreadable; a token with such bytes is then refused as malformed. A truncated map keeps
-    /// the pairs before the damage.
-    pub fn from_host(bytes: Vec<u8>) -> HeaderMap {
-        let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
-        if raw_pairs(&bytes).all(|(n, v)| utf8(n) && utf8(v)) {
-            return HeaderMap { bytes };
+    /// The map as the host serialized it. Its text is checked as UTF-8 in one pass, in place:
+    /// the length table is cut off the front of the host's buffer, and the pairs are then
+    /// borrowed from the text at the offsets it gives, which fall next to NULs (ASCII), so on
+    /// character boundaries. Names and values that are not UTF-8 (HTTP allows obs-text bytes)
+    /// are converted lossily, so one Latin-1 header cannot make the request unreadable; a token
+    /// with such bytes is then refused as malformed. A truncated map keeps the pairs before the
+    /// damage.
+    pub fn from_host(mut bytes: Vec<u8>) -> HeaderMap {
+        let mut pairs = raw_pairs(&bytes);
+        let mut lengths = Vec::with_capacity(pairs.most());
+        lengths.extend(pairs.by_ref().map(|(n, v)| (n.len(), v.len())));
+        // The pairs read span from the end of the table to where reading stopped.
+        let end = pairs.data.min(bytes.len());
+        let start = pairs.start.min(end);
+        bytes.truncate(end);
+        bytes.drain(..start);
+        match String::from_utf8(bytes) {
+            Ok(text) => HeaderMap { text, lengths },
+            Err(e) => HeaderMap::lossy(e.as_bytes(), &lengths),
         }
-        let lossy: Vec<_> = raw_pairs(&bytes)
-            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        HeaderMap { bytes: serialize(&lossy) }
+    }
+
+    /// The map of text that is not all UTF-8, each name and value converted on its own.
+    fn lossy(text: &[u8], lengths: &[(usize, usize)]) -> HeaderMap {
+        let (mut at, mut out) = (0, HeaderMap { text: String::new(), lengths: Vec::new() });
+        let mut item = |len: usize| {
+            let part = String::from_utf8_lossy(text.get(at..at + len).unwrap_or_default());
+            at += len + 1;
+            part
+        };
+        for &(name_len, value_len) in lengths {
+            let (name, value) = (item(name_len), item(value_len));
+            out.lengths.push((name.len(), value.len()));
+            for part in [name, value] {
+                out.text.push_str(&part);
+                out.text.push('\0');
+            }
+        }
+        out
     }
 
     /// The pairs in the host's order (a repeated header appears once per value).
     pub fn pairs(&self) -> Vec<(&str, &str)> {
-        let text = |b| std::str::from_utf8(b).ok();
-        raw_pairs(&self.bytes).filter_map(|(n, v)| Some((text(n)?, text(v)?))).collect()
+        let mut at = 0;
+        let mut item = |len: usize| {
+            let part = self.text.get(at..at + len);
+            at += len + 1;
+            part
+        };
+        let mut pairs = Vec::with_capacity(self.lengths.len());
+        pairs.extend(self.lengths.iter().map_while(|&(name, value)| Some((item(name)?, item(value)?))));
+        pairs
     }
 }
 
@@ -39,7 +75,7 @@ impl HeaderMap {
 pub fn raw_pairs(bytes: &[u8]) -> Pairs<'_> {
     let count = u32_at(bytes, 0).unwrap_or(0);
     let data = count.checked_mul(8).and_then(|n| n.checked_add(4)).unwrap_or(usize::MAX);
-    Pairs { bytes, count, next: 0, data }
+    Pairs { bytes, count, next: 0, start: data, data }
 }
 
 /// The pairs of a serialized map, read lazily: a huge count in damaged bytes allocates nothing.
@@ -48,6 +84,8 @@ pub struct Pairs<'a> {
     count: usize,
     /// The index of the next pair.
     next: usize,
+    /// Where the first name starts (after the length table).
+    start: usize,
     /// Where the next name starts.
     data: usize,
 }
@@ -56,6 +94,12 @@ impl<'a> Pairs<'a> {
     /// Whether every counted pair was read and no byte follows the last.
     pub fn whole(&self) -> bool {
         self.next == self.count && self.data == self.bytes.len()
+    }
+
+    /// The most pairs the bytes can hold (each takes 8 bytes of lengths and 2 NULs), so that a
+    /// huge count in damaged bytes reserves no more than they are long.
+    pub fn most(&self) -> usize {
+        self.count.min(self.bytes.len() / 10)
     }
 
     /// `len` bytes at the data position, which a NUL (not part of the item) must follow.
@@ -77,7 +121,8 @@ impl<'a> Iterator for Pairs<'a> {
             return None;
         }
         let lengths = self.next.checked_mul(8)?.checked_add(4)?;
-        let (name_len, value_len) = (u32_at(self.bytes, lengths)?, u32_at(self.bytes, lengths.checked_add(4)?)?);
+        let (name_len, value_len) =
+            (u32_at(self.bytes, lengths)?, u32_at(self.bytes, lengths.checked_add(4)?)?);
         let pair = (self.item(name_len)?, self.item(value_len)?);
         self.next += 1;
         Some(pair)
@@ -121,6 +166,8 @@ mod tests {
         assert_eq!(map.pairs(), PAIRS);
         assert_eq!(HeaderMap::from_host(serialize(&[] as &[(&str, &str)])).pairs(), vec![]);
         assert_eq!(HeaderMap::from_host(vec![]).pairs(), vec![], "no bytes: no headers");
+        let utf8 = [("x-caf\u{e9}", "\u{e9}t\u{e9} \u{1f600}"), ("b", "")];
+        assert_eq!(HeaderMap::from_host(serialize(&utf8)).pairs(), utf8, "multi-byte UTF-8 kept as is");
     }
 
     #[test]

@@ -46,12 +46,12 @@ use crate::extract::Location;
 
 /// One provider's result over the tokens in its locations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderOutcome {
+pub enum ProviderOutcome<'c> {
     Verified,
     Missing,
     Failed(AuthnError),
     /// Tokens at these locations name another issuer; any other token verified.
-    OtherIssuer(Vec<Location>),
+    OtherIssuer(Vec<Location<'c>>),
     /// The provider has no keys yet; the filter will pause the request.
     Pending,
 }
@@ -71,24 +71,25 @@ pub enum Verdict {
 /// Evaluates `requirement`. `outcome` is asked lazily, at most once per (provider, audiences)
 /// pair, depth-first in configuration order; an answer that cannot change the verdict is not
 /// asked for.
-pub fn evaluate(
-    requirement: &Requirement,
-    providers: &[Provider],
-    outcome: &mut dyn FnMut(ProviderId, Option<&[String]>) -> ProviderOutcome,
+/// `'l`: the locations an outcome names (the configuration's).
+pub fn evaluate<'r, 'l>(
+    requirement: &'r Requirement,
+    providers: &'r [Provider],
+    outcome: &mut dyn FnMut(ProviderId, Option<&'r [String]>) -> ProviderOutcome<'l>,
 ) -> Verdict {
     Evaluation { providers, outcome, asked: Vec::new() }.node(requirement)
 }
 
 const FOREIGN: AuthnError = AuthnError::Jwt(JwtError::IssuerNotAllowed);
 
-struct Evaluation<'r, 'o> {
+struct Evaluation<'r, 'l, 'o> {
     providers: &'r [Provider],
-    outcome: &'o mut dyn FnMut(ProviderId, Option<&[String]>) -> ProviderOutcome,
-    asked: Vec<(ProviderId, Option<&'r [String]>, ProviderOutcome)>,
+    outcome: &'o mut dyn FnMut(ProviderId, Option<&'r [String]>) -> ProviderOutcome<'l>,
+    asked: Vec<(ProviderId, Option<&'r [String]>, ProviderOutcome<'l>)>,
 }
 
-impl<'r> Evaluation<'r, '_> {
-    fn ask(&mut self, id: ProviderId, audiences: Option<&'r [String]>) -> ProviderOutcome {
+impl<'r, 'l> Evaluation<'r, 'l, '_> {
+    fn ask(&mut self, id: ProviderId, audiences: Option<&'r [String]>) -> ProviderOutcome<'l> {
         if let Some((_, _, known)) = self.asked.iter().find(|(i, a, _)| *i == id && *a == audiences) {
             return known.clone();
         }
@@ -202,8 +203,8 @@ impl<'r> Evaluation<'r, '_> {
                 // A header the provider does not read vouches for nothing.
                 !schemes.is_empty() && schemes.iter().all(read_by_one)
             }
-            Location::Param(name) => readers.iter().any(|l| l.params.contains(name)),
-            Location::Cookie(name) => readers.iter().any(|l| l.cookies.contains(name)),
+            Location::Param(name) => readers.iter().any(|l| l.params.iter().any(|p| p == name)),
+            Location::Cookie(name) => readers.iter().any(|l| l.cookies.iter().any(|c| c == name)),
             Location::Dpop => readers.iter().any(|l| l.dpop),
         }
     }
@@ -265,7 +266,7 @@ mod tests {
     fn all(children: Vec<Requirement>) -> Requirement {
         Requirement::All(children)
     }
-    fn fail(e: JwtError) -> ProviderOutcome {
+    fn fail(e: JwtError) -> ProviderOutcome<'static> {
         ProviderOutcome::Failed(AuthnError::Jwt(e))
     }
     fn deny(e: JwtError) -> Verdict {
@@ -275,8 +276,8 @@ mod tests {
         Verdict::Allow { verified: verified.to_vec() }
     }
     /// Tokens naming another issuer in the Authorization header.
-    fn foreign() -> ProviderOutcome {
-        other(Location::Header("authorization".into()))
+    fn foreign() -> ProviderOutcome<'static> {
+        other(Location::Header("authorization"))
     }
     fn other(at: Location) -> ProviderOutcome {
         ProviderOutcome::OtherIssuer(vec![at])
@@ -444,8 +445,8 @@ mod tests {
 
     #[test]
     fn allow_missing_over_every_provider() {
-        let param = |name: &str| other(Location::Param(name.into()));
-        let cookie = |name: &str| other(Location::Cookie(name.into()));
+        let param = |name: &'static str| other(Location::Param(name));
+        let cookie = |name: &'static str| other(Location::Cookie(name));
         check(
             &AllowMissing,
             vec![

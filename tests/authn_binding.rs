@@ -40,7 +40,7 @@ fn dpop_get(token: &str, proofs: &[&str]) -> Req {
 }
 
 /// What an allowed DPoP request changes: the token and its proof are not sent upstream.
-fn allowed_dpop() -> Decision {
+fn allowed_dpop() -> Decision<'static> {
     allow(&[STATUS, "authorization", "dpop"], &[])
 }
 
@@ -60,7 +60,7 @@ fn dpop_challenge(error: Option<(&str, &str)>) -> String {
 }
 
 /// A refusal by a provider with `dpop.mode: allowed`: both challenges, the error on `on`'s.
-fn dpop_refusal(status: u32, on_dpop: bool, code: &str, reason: &'static str) -> Decision {
+fn dpop_refusal(status: u32, on_dpop: bool, code: &str, reason: &'static str) -> Decision<'static> {
     let bearer_error = format!("{BEARER}, error=\"{code}\", error_description=\"{reason}\"");
     let (bearer, dpop) = match on_dpop {
         true => (BEARER.to_owned(), dpop_challenge(Some((code, reason)))),
@@ -285,6 +285,6 @@ fn the_thumbprint_goes_upstream_like_any_claim() {
     let token = bound_token();
     let p = proof(&HOLDER, &token).sign();
     let Decision::Allow(mutations) = f.decide(&dpop_get(&token, &[&p])).0 else { panic!() };
-    assert_eq!(mutations.set, pairs(&[("x-jkt", &HOLDER.thumbprint())]));
+    assert_eq!(mutations.set, [("x-jkt", HOLDER.thumbprint())]);
     assert_eq!(mutations.filter_state.0, pairs(&[("jkt", &HOLDER.thumbprint())]));
 }

@@ -175,11 +175,8 @@ fn client_copies_of_output_headers_are_removed_on_every_route_kind() {
     for (name, req, set) in cases {
         let mut f = Filter::new(doc.clone());
         let Decision::Allow(m) = f.decide(&req.spoofed(&outputs)).0 else { panic!("{name}: not allowed") };
-        assert_eq!(
-            m.remove.get(..outputs.len()),
-            Some(&strings(&outputs)[..]),
-            "{name}: every output header first"
-        );
+        assert_eq!(m.remove.get(..outputs.len()), Some(&outputs[..]), "{name}: every output header first");
+        let set: Vec<(&str, String)> = set.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
         assert_eq!(m.set, set, "{name}");
     }
 }

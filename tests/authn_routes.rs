@@ -107,8 +107,14 @@ fn a_route_requirement_replaces_the_rules() {
     assert_eq!(events, [Denied(AuthnError::BadRouteMetadata)]);
 }
 
-fn route_refusal(reason: &'static str) -> Decision {
-    Decision::Deny(Reply { status: 403, headers: vec![], body: reason.into(), reason, filter_state: Entries::default() })
+fn route_refusal(reason: &'static str) -> Decision<'static> {
+    Decision::Deny(Reply {
+        status: 403,
+        headers: vec![],
+        body: reason.into(),
+        reason,
+        filter_state: Entries::default(),
+    })
 }
 
 #[test]

@@ -133,8 +133,20 @@ fn totals(dump: &str) -> Result<u64, String> {
         .ok_or_else(|| "no `totals:` in the callgrind dump".into())
 }
 
-/// One keep-alive connection to Envoy: a GET with a bearer token per call, its answer read whole
-/// before the next request goes.
+/// One request's credentials: its `Authorization` value and, for DPoP, its proof.
+pub struct Credentials {
+    pub authorization: String,
+    pub dpop: Option<String>,
+}
+
+impl Credentials {
+    pub fn bearer(token: &str) -> Credentials {
+        Credentials { authorization: format!("Bearer {token}"), dpop: None }
+    }
+}
+
+/// One keep-alive connection to Envoy: a GET per call, its answer read whole before the next
+/// request goes.
 pub struct Connection {
     stream: TcpStream,
     port: u16,
@@ -148,12 +160,13 @@ impl Connection {
         Ok(Connection { stream, port })
     }
 
-    /// Sends `GET /` with `Authorization: Bearer <token>` (as `bench/wrk-tokens.lua` does) and
-    /// returns the answer's status.
-    pub fn get(&mut self, token: &str) -> Result<u16, String> {
+    /// Sends `GET /` with these credentials (a bearer token as `bench/wrk-tokens.lua` sends it)
+    /// and returns the answer's status.
+    pub fn get(&mut self, credentials: &Credentials) -> Result<u16, String> {
+        let proof = credentials.dpop.as_ref().map_or(String::new(), |p| format!("DPoP: {p}\r\n"));
         let request = format!(
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\n\r\n",
-            self.port
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {}\r\n{proof}\r\n",
+            self.port, credentials.authorization
         );
         self.stream.write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
         let mut raw = Vec::new();
@@ -181,12 +194,12 @@ fn whole_answer(raw: &[u8]) -> Result<Option<u16>, String> {
     Ok((raw.len() >= end + 4 + length).then_some(head.status))
 }
 
-/// Sends every token in order over `connection`; fails on the first answer outside 2xx.
-pub fn send_all(connection: &mut Connection, tokens: &[String]) -> Result<(), String> {
-    for (i, token) in tokens.iter().enumerate() {
-        let status = connection.get(token)?;
+/// Sends every request in order over `connection`; fails on the first answer outside 2xx.
+pub fn send_all(connection: &mut Connection, requests: &[Credentials]) -> Result<(), String> {
+    for (i, credentials) in requests.iter().enumerate() {
+        let status = connection.get(credentials)?;
         if !(200..300).contains(&status) {
-            return Err(format!("request {} of {} answered {status}", i + 1, tokens.len()));
+            return Err(format!("request {} of {} answered {status}", i + 1, requests.len()));
         }
     }
     Ok(())

@@ -15,9 +15,10 @@
 //! The policy is the issue's: the e2e tests' provider with `forward: true`, the default token
 //! locations and no outputs, for jwt_authn and this filter alike.
 
-use crate::callgrind::{self, Callgrind, Connection};
+use crate::callgrind::{self, Callgrind, Connection, Credentials};
+use crate::loads::{self, LOADS, Load, REPEAT, VERIFYING};
 use crate::measure::Answered;
-use crate::setup::{self, Alg, ES256, RS256, Tokens, Workload};
+use crate::setup;
 use crate::support::config::{self, PROVIDER};
 use crate::{Bench, env_num, in_round_order};
 use serde::Serialize;
@@ -35,97 +36,21 @@ const NOOP_CALLBACKS: [&str; 5] = [
     "proxy_on_configure",
     "proxy_on_request_headers",
 ];
+/// The same and `proxy_on_response_headers`: the callbacks Envoy calls the filter for on every
+/// request (`wasm_exports::FILTER_CALLBACKS` without the root's).
+const NOOP_FILTER_CALLBACKS: [&str; 6] = [
+    "proxy_on_memory_allocate",
+    "proxy_on_context_create",
+    "proxy_on_delete",
+    "proxy_on_configure",
+    "proxy_on_request_headers",
+    "proxy_on_response_headers",
+];
 /// How long the filter's counters (flushed on its 100 ms tick) are given before they are read.
 const SETTLE: Duration = Duration::from_millis(600);
 /// The quiet window that counts what Envoy does without requests: as long as Envoy's stats
 /// flush interval (5 s by default), so it holds one flush, as every stretch of that length does.
 const QUIET: Duration = Duration::from_secs(5);
-
-/// Which tokens the requests carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Load {
-    /// One token again and again.
-    Repeat(Alg),
-    /// A token never seen before with every request.
-    Fresh(Alg),
-    /// Two RS256 tokens in turn, with a per-worker cache of one token: every request misses the
-    /// worker's cache and finds its token in the process-wide record, where the other token's
-    /// request left it: the path of a token another worker verified.
-    SharedHit,
-}
-
-const REPEAT: &[Load] = &[Load::Repeat(RS256)];
-const VERIFYING: &[Load] = &[Load::Repeat(RS256), Load::Fresh(RS256), Load::Fresh(ES256)];
-const LOADS: [Load; 4] = [Load::Repeat(RS256), Load::Fresh(RS256), Load::Fresh(ES256), Load::SharedHit];
-
-impl Load {
-    fn name(self) -> String {
-        match self {
-            Load::Repeat(alg) => format!("{}-repeat", alg.name),
-            Load::Fresh(alg) => format!("{}-fresh", alg.name),
-            Load::SharedHit => "RS256-shared".into(),
-        }
-    }
-
-    fn kind(self) -> &'static str {
-        match self {
-            Load::Repeat(_) => "repeat",
-            Load::Fresh(_) => "fresh",
-            Load::SharedHit => "shared",
-        }
-    }
-
-    fn label(self) -> String {
-        match self {
-            Load::Repeat(alg) => format!("repeat {}", alg.name),
-            Load::Fresh(alg) => format!("fresh {}", alg.name),
-            Load::SharedHit => "shared-record hit".into(),
-        }
-    }
-
-    /// The row and workload its ratio divides by: jwt_authn with its cache and a repeated token
-    /// for tokens seen before, jwt_authn without it for tokens never seen.
-    fn reference(self) -> (&'static str, Load) {
-        match self {
-            Load::Fresh(_) => (setup::JWT_AUTHN.name, self),
-            Load::Repeat(_) => (setup::JWT_AUTHN_CACHE.name, self),
-            Load::SharedHit => (setup::JWT_AUTHN_CACHE.name, Load::Repeat(RS256)),
-        }
-    }
-
-    /// The tokens of the warm-up and of the counted window, from the bench's token files: fresh
-    /// ones from the two ends of the list, so no window token was sent in the warm-up.
-    fn tokens(
-        self,
-        dir: &Path,
-        requests: usize,
-        warmup: usize,
-    ) -> Result<(Vec<String>, Vec<String>), String> {
-        let read = |alg: Alg, tokens: Tokens| -> Result<Vec<String>, String> {
-            let file = Workload::new(alg, tokens).tokens_file(dir);
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            Ok(text.lines().filter(|l| !l.is_empty()).map(String::from).collect())
-        };
-        let cycled = |list: &[String], n: usize| list.iter().cycle().take(n).cloned().collect::<Vec<_>>();
-        let (list, fresh) = match self {
-            Load::Repeat(alg) => (read(alg, Tokens::Repeat)?, false),
-            Load::Fresh(alg) => (read(alg, Tokens::Fresh)?, true),
-            Load::SharedHit => (read(RS256, Tokens::Fresh)?.into_iter().take(2).collect(), false),
-        };
-        if !fresh {
-            return Ok((cycled(&list, warmup.max(list.len())), cycled(&list, requests)));
-        }
-        if list.len() < requests + warmup {
-            return Err(format!(
-                "{} tokens for {} + {warmup} fresh requests (BENCH_TOKENS)",
-                list.len(),
-                requests
-            ));
-        }
-        let (window, rest) = list.split_at(requests);
-        Ok((rest.get(rest.len() - warmup..).unwrap_or_default().to_vec(), window.to_vec()))
-    }
-}
 
 /// How one config authenticates.
 #[derive(Debug, Clone, Copy)]
@@ -134,61 +59,127 @@ enum Setup {
     JwtAuthn {
         cache: bool,
     },
-    /// The SDK no-op module (`tests/noop-module`).
+    /// The SDK no-op module (`tests/noop-module`) with this plugin configuration (what it reads),
+    /// restricted to these callbacks when given.
     Noop {
-        read_header: bool,
-        restricted: bool,
+        read: &'static str,
+        restricted: Option<&'static [&'static str]>,
     },
-    /// This filter; `worker_cache`: its per-worker cache size, when not the default.
+    /// This filter; `worker_cache`: its per-worker cache size, when not the default; `dpop`:
+    /// the provider requires DPoP.
     Filter {
         restricted: bool,
         worker_cache: Option<u32>,
+        dpop: bool,
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Row {
+    name: &'static str,
+    label: String,
+    setup: Setup,
+    loads: &'static [Load],
+    /// The filter build a filter row loads (`WASM_PATH`, or one of `BENCH_CG_BUILDS`).
+    module: Option<PathBuf>,
+}
+
+const fn row(name: &'static str, label: &'static str, setup: Setup, loads: &'static [Load]) -> Base {
+    Base { name, label, setup, loads }
+}
+
+/// A row before it is given its module.
+#[derive(Debug, Clone, Copy)]
+struct Base {
     name: &'static str,
     label: &'static str,
     setup: Setup,
     loads: &'static [Load],
 }
 
-const fn row(name: &'static str, label: &'static str, setup: Setup, loads: &'static [Load]) -> Row {
-    Row { name, label, setup, loads }
+const fn filter(restricted: bool, worker_cache: Option<u32>, dpop: bool) -> Setup {
+    Setup::Filter { restricted, worker_cache, dpop }
 }
 
-const ROWS: [Row; 9] = [
+const ROWS: [Base; 11] = [
     row("none", "no filter", Setup::NoFilter, REPEAT),
     row("jwt_authn", "jwt_authn", Setup::JwtAuthn { cache: false }, VERIFYING),
     row("jwt_authn-cache", "jwt_authn + cache", Setup::JwtAuthn { cache: true }, REPEAT),
-    row("noop", "no-op SDK module", Setup::Noop { read_header: false, restricted: false }, REPEAT),
+    row("noop", "no-op SDK module", Setup::Noop { read: "", restricted: None }, REPEAT),
     row(
         "noop-header",
         "no-op, reading one header",
-        Setup::Noop { read_header: true, restricted: false },
+        Setup::Noop { read: "read-header", restricted: None },
         REPEAT,
     ),
     row(
         "noop-header-restricted",
         "no-op, reading one header, capability restriction",
-        Setup::Noop { read_header: true, restricted: true },
+        Setup::Noop { read: "read-header", restricted: Some(&NOOP_CALLBACKS) },
         REPEAT,
     ),
-    row("filter", "this filter", Setup::Filter { restricted: false, worker_cache: None }, VERIFYING),
     row(
-        "filter-restricted",
-        "this filter, capability restriction",
-        Setup::Filter { restricted: true, worker_cache: None },
-        VERIFYING,
+        "noop-headers-filter",
+        "no-op, reading all headers, the filter's callbacks",
+        Setup::Noop { read: "read-headers", restricted: Some(&NOOP_FILTER_CALLBACKS) },
+        REPEAT,
     ),
+    row("filter", "this filter", filter(false, None, false), VERIFYING),
+    row("filter-restricted", "this filter, capability restriction", filter(true, None, false), VERIFYING),
     row(
         "filter-shared",
         "this filter, worker cache of 1 token",
-        Setup::Filter { restricted: false, worker_cache: Some(1) },
+        filter(false, Some(1), false),
         &[Load::SharedHit],
     ),
+    row("filter-dpop", "this filter, DPoP required", filter(false, None, true), &[Load::Dpop]),
 ];
+
+/// The rows to run: `ROWS` selected by `BENCH_ONLY` (by name; a filter row also as
+/// `<name>@<build>`), each filter row once per build of `BENCH_CG_BUILDS` (`label=file.wasm`,
+/// comma-separated: builds side by side, named `<row>@<label>`) or once with `filter`.
+fn plan(only: Option<&[String]>, filter: &Path) -> Result<Vec<Row>, String> {
+    let builds: Vec<(String, PathBuf)> = match std::env::var("BENCH_CG_BUILDS") {
+        Ok(list) => list
+            .split(',')
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| {
+                let (label, file) =
+                    b.trim().split_once('=').ok_or(format!("BENCH_CG_BUILDS: {b:?} is not label=file"))?;
+                Ok((label.to_owned(), PathBuf::from(file)))
+            })
+            .collect::<Result<_, String>>()?,
+        Err(_) => vec![],
+    };
+    let selected = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
+    let mut rows = Vec::new();
+    for base in ROWS {
+        let make = |name: &'static str, label: String, module| Row {
+            name,
+            label,
+            setup: base.setup,
+            loads: base.loads,
+            module,
+        };
+        match base.setup {
+            Setup::Filter { .. } if !builds.is_empty() => {
+                for (build, file) in &builds {
+                    // Leaked: a few names for the process's life, as every other row's is static.
+                    let name: &'static str = Box::leak(format!("{}@{build}", base.name).into_boxed_str());
+                    if selected(base.name) || selected(name) {
+                        rows.push(make(name, format!("{} [{build}]", base.label), Some(file.clone())));
+                    }
+                }
+            }
+            Setup::Filter { .. } if selected(base.name) => {
+                rows.push(make(base.name, base.label.to_owned(), Some(filter.to_owned())))
+            }
+            _ if selected(base.name) => rows.push(make(base.name, base.label.to_owned(), None)),
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
 
 /// One counted window.
 #[derive(Debug, Clone, Serialize)]
@@ -229,7 +220,7 @@ struct Cell {
     spread: f64,
     rounds: usize,
     ratio: Option<f64>,
-    reference: &'static str,
+    reference: String,
     signatures_per_request: Option<f64>,
     shared_hits_per_request: Option<f64>,
 }
@@ -247,7 +238,7 @@ impl Bench {
             warmup: env_num("BENCH_CG_WARMUP", 500)?.max(1),
         };
         let cg = Callgrind::new()?;
-        let rows: Vec<Row> = ROWS.iter().copied().filter(|r| self.is_selected(r.name)).collect();
+        let rows = plan(self.settings.only.as_deref(), &self.modules.filter)?;
         let noop = noop_module();
         let mut counts = Vec::new();
         self.machine.mark_start();
@@ -256,18 +247,19 @@ impl Bench {
             for row in in_round_order(&rows, round) {
                 let module = match row.setup {
                     Setup::Noop { .. } => Some(noop.clone()),
-                    Setup::Filter { .. } => Some(self.modules.filter.clone()),
-                    _ => None,
+                    _ => row.module.clone(),
                 };
-                let yaml = self.row_yaml(row, &noop)?;
+                let yaml = self.row_yaml(&row, &noop)?;
                 let jwks = setup::jwks();
+                let ready = self.ready_for(&row);
+                let launch = cg.launch();
                 let Some(envoy) =
-                    self.start_config(row.name, &yaml, module.as_deref(), &jwks, 1, cg.launch())?
+                    self.start_config(row.name, &yaml, module.as_deref(), &jwks, 1, launch, &ready)?
                 else {
                     continue;
                 };
                 for load in row.loads.iter().copied().filter(|l| self.is_load_selected(*l)) {
-                    let count = self.count(&cg, &envoy, &knobs, round, row, load)?;
+                    let count = self.count(&cg, &envoy, &knobs, round, &row, load)?;
                     eprintln!(
                         "  r{round} {} {}: {:.0} instructions/request ({:.0} before subtracting {:.0}/s of quiet work)",
                         row.name, count.load, count.per_request, count.raw_per_request, count.quiet_per_s
@@ -292,8 +284,14 @@ impl Bench {
         }))
     }
 
-    fn is_selected(&self, name: &str) -> bool {
-        self.settings.only.as_ref().is_none_or(|names| names.iter().any(|n| n == name))
+    /// The request that tells Envoy is ready: for DPoP a DPoP request, else the bearer token.
+    fn ready_for(&self, row: &Row) -> Box<dyn Fn(u16) -> Result<Credentials, String>> {
+        match row.setup {
+            Setup::Filter { dpop: true, .. } => Box::new(|port| {
+                loads::dpop_requests(port, 1)?.pop().ok_or_else(|| "no DPoP request".to_owned())
+            }),
+            _ => Box::new(self.bearer_ready()),
+        }
     }
 
     fn is_load_selected(&self, load: Load) -> bool {
@@ -307,10 +305,10 @@ impl Bench {
         envoy: &crate::support::envoy::Envoy,
         knobs: &Knobs,
         round: u32,
-        row: Row,
+        row: &Row,
         load: Load,
     ) -> Result<Count, String> {
-        let (warm, window) = load.tokens(&self.token_dir, knobs.requests, knobs.warmup)?;
+        let (warm, window) = load.requests(&self.token_dir, envoy.port(), knobs.requests, knobs.warmup)?;
         let mut connection = Connection::open(envoy.port())?;
         let fail = |why: String| format!("{} {}: {why}", row.name, load.name());
         callgrind::send_all(&mut connection, &warm).map_err(|e| fail(format!("warm-up: {e}")))?;
@@ -347,24 +345,24 @@ impl Bench {
     }
 
     /// The Envoy config of a row (`noop`: the SDK no-op module).
-    fn row_yaml(&self, row: Row, noop: &Path) -> Result<String, String> {
+    fn row_yaml(&self, row: &Row, noop: &Path) -> Result<String, String> {
         let filters = match row.setup {
             Setup::NoFilter => vec![],
             Setup::JwtAuthn { cache } => {
                 let cache = cache.then(|| json!({"jwt_cache_size": setup::CACHE_SIZE}));
                 vec![json!({
                     "name": "envoy.filters.http.jwt_authn",
-                    "typed_config": config::native_jwt_authn(&policy(cache)),
+                    "typed_config": config::native_jwt_authn(&policy(cache, false)),
                 })]
             }
-            Setup::Noop { read_header, restricted } => {
-                let filter = setup::wasm_filter(noop, if read_header { "read-header" } else { "" });
-                vec![restrict(filter, noop, &NOOP_CALLBACKS, restricted)?]
+            Setup::Noop { read, restricted } => {
+                let filter = setup::wasm_filter(noop, read);
+                vec![restrict(filter, noop, restricted.unwrap_or_default(), restricted.is_some())?]
             }
-            Setup::Filter { restricted, worker_cache } => {
+            Setup::Filter { restricted, worker_cache, dpop } => {
                 let cache = worker_cache.map(|size| json!({"jwt_cache_size": size}));
-                let module = &self.modules.filter;
-                let filter = setup::wasm_filter(module, &policy(cache).to_string());
+                let module = row.module.as_deref().unwrap_or(&self.modules.filter);
+                let filter = setup::wasm_filter(module, &policy(cache, dpop).to_string());
                 vec![restrict(filter, module, &wasm_exports::FILTER_CALLBACKS, restricted)?]
             }
         };
@@ -373,8 +371,10 @@ impl Bench {
 }
 
 /// The policy: the e2e tests' provider with `forward: true`, the default token locations
-/// and no outputs; `jwt_cache_config` when given.
-fn policy(jwt_cache_config: Option<Value>) -> Value {
+/// and no outputs; `jwt_cache_config` when given; with `dpop`, DPoP required, proofs accepted
+/// for 600 s (they are minted before the warm-up, and a window under callgrind takes a minute
+/// or two) and a replay record of 65,536 proofs (the default: some 25 times a window's 2,500).
+fn policy(jwt_cache_config: Option<Value>, dpop: bool) -> Value {
     let mut policy = config::corp_policy();
     let provider = &mut policy["providers"][PROVIDER];
     if let Some(fields) = provider.as_object_mut() {
@@ -383,6 +383,9 @@ fn policy(jwt_cache_config: Option<Value>) -> Value {
         fields.insert("forward".into(), json!(true));
         if let Some(cache) = jwt_cache_config {
             fields.insert("jwt_cache_config".into(), cache);
+        }
+        if dpop {
+            fields.insert("dpop".into(), json!({"mode": "required", "max_age": "600s"}));
         }
     }
     policy
@@ -429,8 +432,8 @@ fn summarize(counts: &[Count], rows: &[Row]) -> Vec<Cell> {
     for row in rows {
         for load in row.loads {
             let Some((per_request, spread, rounds)) = median_of(row.name, &load.name()) else { continue };
-            let (reference, reference_load) = load.reference();
-            let base = median_of(reference, &reference_load.name());
+            let (reference, reference_load) = load.reference(row.name);
+            let base = median_of(&reference, &reference_load.name());
             let mine: Vec<&Count> =
                 counts.iter().filter(|c| c.row == row.name && c.load == load.name()).collect();
             let avg = |suffix: &str| {
@@ -477,12 +480,12 @@ fn table(
     let mut out = vec![
         String::new(),
         format!(
-            "Envoy instructions per request (callgrind; one worker; {} requests over one keep-alive connection after {} unmeasured; median of {rounds} round(s)). Ratios: repeat and shared-record hit ÷ jwt_authn + cache (repeat), fresh ÷ jwt_authn (same algorithm).",
+            "Envoy instructions per request (callgrind; one worker; {} requests over one keep-alive connection after {} unmeasured; median of {rounds} round(s)). Ratios: repeat and shared-record hit ÷ jwt_authn + cache (repeat), fresh ÷ jwt_authn (same algorithm), DPoP ÷ the same build's fresh ES256.",
             knobs.requests, knobs.warmup
         ),
         String::new(),
         format!("| config | {} |", LOADS.map(Load::label).join(" | ")),
-        "|---|--:|--:|--:|--:|".into(),
+        format!("|---|{}", "--:|".repeat(LOADS.len())),
     ];
     for row in rows.iter().filter(|r| !refused.contains_key(r.name)) {
         let values = LOADS.map(|load| {

@@ -19,7 +19,8 @@
 //! 16 connections), BENCH_SPREAD (0: no `spread` row), BENCH_PIN (0: no taskset),
 //! BENCH_RSS_REQUESTS (1000000), BENCH_RSS_CHUNK (s per wrk run in `rss`, 20), BENCH_RSS_MAX (s,
 //! 1800: `rss` stops there, reported incomplete), BENCH_CG_REQUESTS (requests counted per
-//! `instructions` window, 2000), BENCH_CG_WARMUP (requests before it, 500).
+//! `instructions` window, 2000), BENCH_CG_WARMUP (requests before it, 500), BENCH_CG_BUILDS
+//! (`label=file.wasm,...`: `instructions`' filter rows once per build, side by side).
 //! Results: stdout and `bench/results.json`; tokens go to `bench/out/`.
 
 #[path = "../../tests/support/mod.rs"]
@@ -28,10 +29,12 @@ mod support;
 mod ab;
 mod callgrind;
 mod instructions;
+mod loads;
 mod measure;
 mod report;
 mod setup;
 
+use callgrind::Credentials;
 use measure::{Load, Sample};
 use report::{Machine, Run};
 use serde_json::{Value, json};
@@ -270,12 +273,22 @@ impl Bench {
     fn start(&mut self, variant: Variant, jwks: &str, workers: u32) -> Result<Option<Envoy>, String> {
         let yaml = variant.yaml(self.jwks.port(), &self.modules);
         let module = variant.needs_filter().then(|| self.modules.filter.clone());
-        self.start_config(variant.name, &yaml, module.as_deref(), jwks, workers, Launch::default())
+        let ready = self.bearer_ready();
+        self.start_config(variant.name, &yaml, module.as_deref(), jwks, workers, Launch::default(), &ready)
+    }
+
+    /// A request a ready Envoy answers 200 in every variant but DPoP's: the repeat RS256 token.
+    fn bearer_ready(&self) -> impl Fn(u16) -> Result<Credentials, String> + use<> {
+        let repeat = Workload::new(setup::RS256, Tokens::Repeat);
+        let token = std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
+        move |_| Ok(Credentials::bearer(token.trim()))
     }
 
     /// Starts Envoy with `yaml` (which loads `module`, if any) under the name `name`, as `launch`
-    /// says, with `jwks` behind the idp cluster; `None` (reason kept in `refused`) when Envoy
-    /// refuses the config (checked once per name).
+    /// says, with `jwks` behind the idp cluster, and waits until it answers `ready`'s request
+    /// (given its port) with 200; `None` (reason kept in `refused`) when Envoy refuses the config
+    /// (checked once per name).
+    #[allow(clippy::too_many_arguments)]
     fn start_config(
         &mut self,
         name: &'static str,
@@ -284,6 +297,7 @@ impl Bench {
         jwks: &str,
         workers: u32,
         launch: Launch,
+        ready: &dyn Fn(u16) -> Result<Credentials, String>,
     ) -> Result<Option<Envoy>, String> {
         if let Some(why) = self.refused.get(name) {
             eprintln!("  {name}: skipped ({why})");
@@ -313,37 +327,8 @@ impl Bench {
                 return Err(format!("taskset could not pin Envoy ({pid}) to core {cpu}"));
             }
         }
-        self.wait_ready(&envoy, name, ready_timeout);
+        wait_ready(&envoy, name, ready_timeout, ready);
         Ok(Some(envoy))
-    }
-
-    /// Waits until a valid RS256 token gets a 200 (the filters fetch the JWKS first), for at most
-    /// `timeout`. When it never comes the runs go ahead, and the warm-up reports them invalid.
-    fn wait_ready(&self, envoy: &Envoy, name: &str, timeout: Duration) {
-        let repeat = Workload::new(setup::RS256, Tokens::Repeat);
-        let token = std::fs::read_to_string(repeat.tokens_file(&self.token_dir)).unwrap_or_default();
-        let mut last = String::new();
-        let ready = support::wait_until(timeout, || {
-            match support::http::request(
-                envoy.port(),
-                "GET",
-                "/",
-                &[("authorization", &format!("Bearer {}", token.trim()))],
-            ) {
-                Ok(r) if r.status == 200 => true,
-                Ok(r) => {
-                    last = format!("{} {}", r.status, r.body.trim());
-                    false
-                }
-                Err(e) => {
-                    last = e;
-                    false
-                }
-            }
-        });
-        if !ready {
-            eprintln!("  {name}: no 200 after {timeout:?} (last: {last})");
-        }
     }
 
     fn measure(
@@ -551,6 +536,39 @@ impl Bench {
                 _ => ", not pinned".into(),
             }
         )
+    }
+}
+
+/// Waits until `ready`'s request gets a 200 (the filters fetch the JWKS first), for at most
+/// `timeout`. When it never comes the runs go ahead, and the warm-up reports them invalid.
+fn wait_ready(
+    envoy: &Envoy,
+    name: &str,
+    timeout: Duration,
+    ready: &dyn Fn(u16) -> Result<Credentials, String>,
+) {
+    let mut last = String::new();
+    let answered = support::wait_until(timeout, || {
+        let host = format!("127.0.0.1:{}", envoy.port());
+        let sent = ready(envoy.port()).and_then(|c| {
+            let mut headers = vec![("host", host.as_str()), ("authorization", c.authorization.as_str())];
+            headers.extend(c.dpop.as_deref().map(|p| ("dpop", p)));
+            support::http::request(envoy.port(), "GET", "/", &headers)
+        });
+        match sent {
+            Ok(r) if r.status == 200 => true,
+            Ok(r) => {
+                last = format!("{} {}", r.status, r.body.trim());
+                false
+            }
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    });
+    if !answered {
+        eprintln!("  {name}: no 200 after {timeout:?} (last: {last})");
     }
 }
 

@@ -340,6 +340,19 @@ fn mint_parallel(alg: Alg, count: usize, ttl_secs: i64) -> Result<Vec<String>, S
     Ok(tokens)
 }
 
+/// The token of the DPoP load: RS256 like the others, bound to the key of thumbprint `jkt`
+/// (`cnf.jkt`), valid for an hour.
+pub fn dpop_token(jkt: &str) -> Result<String, String> {
+    Token::new(RS256.name, RS256.key)
+        .kid(RS256.kid)
+        .iss(ISSUER)
+        .aud(AUDIENCE)
+        .sub("bench-dpop")
+        .claim("cnf", json!({"jkt": jkt}))
+        .exp_in(3600)
+        .try_sign()
+}
+
 fn mint_one(alg: Alg, i: usize, ttl_secs: i64) -> Result<String, String> {
     Token::new(alg.name, alg.key)
         .kid(alg.kid)

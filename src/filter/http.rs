@@ -36,15 +36,17 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
     let read_route = vm.borrow().config.route_metadata;
     let route = if read_route { read_route_choice() } else { RouteChoice::Rules };
     warn_once_if_unfollowable(vm, &route);
-    // The borrow ends before any host call that could re-enter the VM (a local reply ends the
-    // stream, and Envoy deletes its context: `Drop for Http`).
-    let decision = vm.borrow_mut().decide(&headers, &route, now_ms, held_until);
-    match decision {
+    // The header changes name headers of the configuration, so the VM stays borrowed while they
+    // are made: those host calls never enter the VM. A local reply does (it ends the stream, and
+    // Envoy deletes its context: `Drop for Http`), so the borrow ends before one.
+    let mut borrowed = vm.borrow_mut();
+    match borrowed.decide(&headers, &route, now_ms, held_until) {
         Decision::Allow(mutations) => {
             apply(&mutations, &headers);
             Outcome::Continue(mutations.response)
         }
         Decision::Deny(reply) => {
+            drop(borrowed);
             host::log(
                 LogLevel::Debug,
                 &format!("{} {}: {}{}", reply.status, path(&headers), reply.reason, detail(&route)),
@@ -54,7 +56,7 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
             Outcome::Answered
         }
         Decision::Wait(wait) => {
-            let deadline = vm.borrow_mut().hold(&wait, now_ms);
+            let deadline = borrowed.hold(&wait, now_ms);
             Outcome::Wait(held_until.unwrap_or(deadline))
         }
     }
@@ -62,7 +64,7 @@ pub fn process(vm: &RefCell<Vm>, now_ms: u64, held_until: Option<u64>) -> Outcom
 
 /// Carries out the header changes; a header the request does not carry costs no host call.
 fn apply(m: &Mutations, headers: &[(&str, &str)]) {
-    for name in m.remove.iter().filter(|name| headers.iter().any(|(n, _)| n == name)) {
+    for name in m.remove.iter().filter(|name| headers.iter().any(|(n, _)| n == *name)) {
         host::remove_request_header(name);
     }
     for (name, value) in &m.set {

@@ -126,7 +126,7 @@ impl Vm {
         route: &RouteChoice,
         now_ms: u64,
         held_until: Option<u64>,
-    ) -> Decision {
+    ) -> Decision<'_> {
         let (may_wait_for_keys, may_wait_for_kid) = match held_until {
             None => (now_ms < self.startup_hold_ends, true),
             Some(deadline) => (now_ms < deadline, now_ms < deadline),

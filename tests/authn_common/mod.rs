@@ -106,11 +106,12 @@ pub fn pairs(pairs: &[(&str, &str)]) -> Headers {
     pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
 
-pub fn allow(remove: &[&str], set: &[(&str, &str)]) -> Decision {
-    Decision::Allow(Mutations { remove: strings(remove), set: pairs(set), ..Mutations::default() })
+pub fn allow<'a>(remove: &[&'a str], set: &[(&'a str, &str)]) -> Decision<'a> {
+    let set = set.iter().map(|(n, v)| (*n, v.to_string())).collect();
+    Decision::Allow(Mutations { remove: remove.to_vec(), set, ..Mutations::default() })
 }
 
-pub fn reply(status: u32, header: (&str, &str), body: &str, reason: &'static str) -> Decision {
+pub fn reply(status: u32, header: (&str, &str), body: &str, reason: &'static str) -> Decision<'static> {
     let filter_state = Entries::default();
     Decision::Deny(Reply { status, headers: pairs(&[header]), body: body.to_owned(), reason, filter_state })
 }
@@ -122,21 +123,21 @@ pub fn realm(path: &str) -> String {
 
 /// The 401 for a request without a token on `path`: a challenge without an error code (RFC 6750
 /// §3.1).
-pub fn missing_on(path: &str) -> Decision {
+pub fn missing_on(path: &str) -> Decision<'static> {
     let challenge = format!("Bearer realm=\"{}\"", realm(path));
     reply(401, ("www-authenticate", &challenge), "jwt_missing", "jwt_missing")
 }
 
 /// The reply to a refused token on `path`: the RFC 6750 challenge with the error code and the
 /// reason, and the reason as the body.
-pub fn refusal_on(path: &str, status: u32, code: &str, reason: &'static str) -> Decision {
+pub fn refusal_on(path: &str, status: u32, code: &str, reason: &'static str) -> Decision<'static> {
     let challenge =
         format!("Bearer realm=\"{}\", error=\"{code}\", error_description=\"{reason}\"", realm(path));
     reply(status, ("www-authenticate", &challenge), reason, reason)
 }
 
 /// `refusal_on` for `/api`.
-pub fn refusal(status: u32, code: &str, reason: &'static str) -> Decision {
+pub fn refusal(status: u32, code: &str, reason: &'static str) -> Decision<'static> {
     refusal_on("/api", status, code, reason)
 }
 
@@ -224,7 +225,8 @@ impl BindingHost for TestBinding {
 /// verified tokens and the replay record of DPoP proofs (each `Filter` its own store unless
 /// `sharing` another's), the crypto backend.
 pub struct Filter {
-    pub config: Config,
+    /// Leaked, so decisions (which borrow header names from it) outlive the `Filter`'s borrows.
+    pub config: &'static Config,
     pub keys: Vec<Keys>,
     pub caches: Vec<TokenCache>,
     pub store: &'static MemStore,
@@ -236,7 +238,9 @@ pub struct Filter {
 impl Filter {
     /// Local keys are ready (unknown `kid`s refused, as for local keys); caches as configured.
     pub fn new(doc: Value) -> Filter {
-        let config = Config::parse(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        let config: &'static Config = Box::leak(Box::new(
+            Config::parse(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}: {doc}")),
+        ));
         let keys = config
             .providers
             .iter()
@@ -255,7 +259,7 @@ impl Filter {
         let store: &'static MemStore = Box::leak(Box::default());
         let sizes = config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
         let shared = SharedRecord::new(store, sizes);
-        let binding = TestBinding::new(&config, store, 1);
+        let binding = TestBinding::new(config, store, 1);
         for id in 0..config.providers.len() {
             binding.replay.prepare(id, &|| (NOW as u64 - 1) * 1000);
         }
@@ -268,7 +272,7 @@ impl Filter {
         let mut f = Filter::new(doc);
         let sizes = f.config.providers.iter().map(|p| (p.name.as_str(), p.jwt_cache.shared_cache_size));
         f.shared = SharedRecord::new(other.store, sizes);
-        f.binding = TestBinding::new(&f.config, other.store, 2);
+        f.binding = TestBinding::new(f.config, other.store, 2);
         f.store = other.store;
         f
     }
@@ -288,7 +292,7 @@ impl Filter {
         self.set_keys(name, Keys::Ready(set, answer, false, fixture_id()));
     }
 
-    pub fn decide(&mut self, req: &Req) -> (Decision, Vec<Event>) {
+    pub fn decide(&mut self, req: &Req) -> (Decision<'static>, Vec<Event>) {
         let keys = &self.keys;
         let key_state = |id: ProviderId| match keys.get(id) {
             Some(Keys::Ready(set, unknown_kid, stale, id)) => {
@@ -316,7 +320,7 @@ impl Filter {
             now_ms: u64::try_from(req.now).unwrap() * 1000,
             route: &req.route,
         };
-        let decision = authn::decide(&self.config, &mut env, &request);
+        let decision = authn::decide(self.config, &mut env, &request);
         (decision, events)
     }
 
