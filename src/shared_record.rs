@@ -30,7 +30,7 @@
 //!   race drops the write (a later verification), never mixes two buckets.
 
 use crate::config::CryptoMode;
-use crate::namespace::NAMESPACE;
+use crate::namespace::{self, NAMESPACE};
 use sha2::{Digest, Sha256};
 use siphasher::sip128::SipHasher24;
 
@@ -191,11 +191,7 @@ impl<S: Store> SharedRecord<S> {
     /// keyed, so nobody can aim tokens at one bucket to evict a chosen entry.
     fn bucket_name(&self, provider: usize, digest: TokenDigest) -> Option<String> {
         let (prefix, buckets) = self.regions.get(provider).filter(|(_, n)| *n > 0)?;
-        // Not `format!`: its machinery costs some hundreds of instructions on every lookup.
-        let mut name = String::with_capacity(prefix.len() + 20);
-        name.push_str(prefix);
-        push_decimal(&mut name, (digest.0 as u64) % buckets);
-        Some(name)
+        Some(namespace::bucket_name(prefix, (digest.0 as u64) % buckets))
     }
 
     fn read(&self, name: String, digest: TokenDigest) -> LastRead {
@@ -225,15 +221,6 @@ impl<S: Store> TokenRecord for SharedRecord<S> {
         // token is verified once more when next seen (the cost of a lost race, never a wrong
         // answer).
         self.store.set(&read.name, &with_entry(&read.entries, digest, keys), read.cas);
-    }
-}
-
-/// Appends `n` in decimal, as `format!("{n}")` writes it.
-fn push_decimal(out: &mut String, n: u64) {
-    let mut power = 10u64.pow(n.checked_ilog10().unwrap_or(0));
-    while power > 0 {
-        out.extend(char::from_digit((n / power % 10) as u32, 10));
-        power /= 10;
     }
 }
 
@@ -388,15 +375,6 @@ mod tests {
             "parts are length-prefixed"
         );
         assert_eq!(local, KeySetId::local("corp", CryptoMode::Auto, b"{}"), "deterministic");
-    }
-
-    #[test]
-    fn bucket_numbers_are_written_as_format_writes_them() {
-        for n in [0, 1, 9, 10, 11, 99, 100, 4095, 4096, 1_000_000, u64::MAX / 10, u64::MAX] {
-            let mut name = "p/".to_owned();
-            push_decimal(&mut name, n);
-            assert_eq!(name, format!("p/{n}"));
-        }
     }
 
     #[test]

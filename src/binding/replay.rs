@@ -62,7 +62,7 @@
 use super::BindingError;
 use super::proof::VerifiedProof;
 use crate::config::{BindingMode, DpopConfig};
-use crate::namespace::NAMESPACE;
+use crate::namespace::{self, NAMESPACE};
 use crate::shared_record::Store;
 use siphasher::sip::SipHasher13 as Sip64;
 use siphasher::sip128::SipHasher13;
@@ -267,7 +267,7 @@ impl Region {
     }
 
     fn bucket_name(&self, n: u64) -> String {
-        format!("{}{n}", self.prefix)
+        namespace::bucket_name(&self.prefix, n)
     }
 
     /// Which bucket holds a proof. Not keyed: the `jti` of someone else's next proof is random,
