@@ -4,7 +4,7 @@
 //! call per request.
 
 use super::host;
-use super::shared_tokens::{HostStore, process_secret, random};
+use super::shared_tokens::{HostStore, process_secret, random, shared_secret};
 use crate::binding::BindingError;
 use crate::binding::memo::ProofMemo;
 use crate::binding::nonce::{self, KEY_BYTES, Nonces};
@@ -52,9 +52,7 @@ impl HostBinding {
         let mut binding =
             HostBinding { replay, nonces: Vec::new(), steps, secret: Vec::new(), memo: ProofMemo::default() };
         if binding.steps.iter().any(Option::is_some) {
-            let secret = process_secret(&nonce::key_name(), KEY_BYTES, |v| {
-                (v.len() == KEY_BYTES).then(|| v.to_vec())
-            })?;
+            let secret = process_secret(&nonce::key_name(), KEY_BYTES, nonce_secret)?;
             binding.adopt(secret);
         }
         Ok(binding)
@@ -68,8 +66,8 @@ impl HostBinding {
         if self.steps.iter().all(Option::is_none) {
             return;
         }
-        let current = host::shared_get(&nonce::key_name()).0;
-        if let Some(secret) = current.filter(|s| s.len() == KEY_BYTES && *s != self.secret) {
+        let current = shared_secret(&nonce::key_name(), nonce_secret);
+        if let Some(secret) = current.filter(|s| *s != self.secret) {
             self.adopt(secret);
         }
     }
@@ -79,6 +77,11 @@ impl HostBinding {
             self.steps.iter().map(|step| step.and_then(|s| Nonces::from_shared(&secret, &s))).collect();
         self.secret = secret;
     }
+}
+
+/// The nonce secret in a shared-data value: exactly `KEY_BYTES` bytes.
+fn nonce_secret(value: &[u8]) -> Option<Vec<u8>> {
+    (value.len() == KEY_BYTES).then(|| value.to_vec())
 }
 
 impl BindingHost for HostBinding {

@@ -31,14 +31,19 @@ pub fn process_key() -> Result<Digester, String> {
 
 /// The digest key in shared data, if there is a valid one.
 pub fn current() -> Option<Digester> {
-    host::shared_get(&digest_key_name()).0.as_deref().and_then(Digester::from_shared)
+    shared_secret(&digest_key_name(), Digester::from_shared)
+}
+
+/// The secret at `name` in shared data, as `read` takes it, if there is one it takes.
+pub fn shared_secret<T>(name: &str, read: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+    host::shared_get(name).0.as_deref().and_then(read)
 }
 
 /// A secret every VM of the process shares, at `name` in shared data: the one there (as `read`
 /// takes it), or (the first VM) `bytes` fresh random bytes put there. Two VMs starting together
 /// may both write one: each takes what it reads back, and must look again later (on its tick).
 pub fn process_secret<T>(name: &str, bytes: usize, read: impl Fn(&[u8]) -> Option<T>) -> Result<T, String> {
-    let current = || host::shared_get(name).0.as_deref().and_then(&read);
+    let current = || shared_secret(name, &read);
     if let Some(secret) = current() {
         return Ok(secret);
     }
